@@ -1,0 +1,60 @@
+#pragma once
+// Bit-level helpers shared by all back ends: magnitude keys, checked size arithmetic,
+// index-type checks.
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "../error.hpp"
+
+namespace gradcomp::detail {
+
+/// The unsigned integer with the same width as T.
+template <class T>
+using uint_of = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+
+/// The magnitude key of x: its bit pattern with the sign bit cleared. For non-negative
+/// IEEE values integer order equals value order, so keys order elements by |x|:
+/// +0 = -0 < denormals < normals < +Inf < NaN. Top-k ranks by this key (so a NaN is
+/// always selected and shows up at the receiver instead of hiding in a residual) and
+/// radix select works on it directly.
+template <class T>
+constexpr uint_of<T> magnitude_key(T x) noexcept {
+  using U = uint_of<T>;
+  constexpr U sign = U{1} << (sizeof(T) * 8 - 1);
+  return std::bit_cast<U>(x) & static_cast<U>(~sign);
+}
+
+/// a * b, or fail(where, what) if it overflows std::size_t.
+inline std::size_t checked_mul(std::size_t a, std::size_t b, const char* where, const char* what) {
+  if (a != 0 && b > std::numeric_limits<std::size_t>::max() / a)
+    fail(where, what, " overflows size_t (", a, " * ", b, ")");
+  return a * b;
+}
+
+/// a + b, or fail(where, what) if it overflows std::size_t.
+inline std::size_t checked_add(std::size_t a, std::size_t b, const char* where, const char* what) {
+  if (b > std::numeric_limits<std::size_t>::max() - a)
+    fail(where, what, " overflows size_t (", a, " + ", b, ")");
+  return a + b;
+}
+
+/// Fails unless every index below dim fits in Index.
+template <class Index>
+void check_index_fits(std::size_t dim, const char* where) {
+  static_assert(std::is_unsigned_v<Index>);
+  if (dim > 0 && dim - 1 > std::numeric_limits<Index>::max())
+    fail(where, "dimension d = ", dim, " does not fit the index type (", sizeof(Index) * 8,
+         "-bit, largest index ", std::numeric_limits<Index>::max(),
+         "); use sparse_vector<T, std::uint64_t>");
+}
+
+/// Number of 64-bit words that hold n bits.
+constexpr std::size_t words_for_bits(std::size_t n) noexcept { return n / 64 + (n % 64 != 0); }
+
+/// Number of bytes that hold n bits.
+constexpr std::size_t bytes_for_bits(std::size_t n) noexcept { return n / 8 + (n % 8 != 0); }
+
+}  // namespace gradcomp::detail

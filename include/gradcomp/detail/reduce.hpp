@@ -1,0 +1,61 @@
+#pragma once
+// Sums with a fixed evaluation order, so every back end can reproduce them bit for bit.
+//
+// Floating-point addition is not associative: a parallel or SIMD sum differs from a
+// left-to-right loop in the last bits. Scales of sign compressors, QSGD norms and EF
+// error totals must be identical on every back end, so the reference fixes the order:
+//   * the input is cut into blocks of reduction_block elements (the last may be shorter);
+//   * inside a block, element i goes to double accumulator i % 8 (eight interleaved
+//     lanes, one AVX-512 register of doubles, two AVX2 registers);
+//   * the lanes are folded as ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)), the usual
+//     halving of a vector register;
+//   * block sums are added left to right.
+// A parallel back end computes block sums independently and adds them in block order.
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <span>
+
+#include "strict_fp.hpp"
+
+namespace gradcomp::detail {
+
+inline constexpr std::size_t reduction_block = 4096;
+inline constexpr std::size_t reduction_lanes = 8;
+
+/// Sum of f(x_i) over one block (at most reduction_block elements), in the fixed lane order.
+template <class T, class F>
+GRADCOMP_NO_FP_CONTRACT double block_sum(std::span<const T> block, F f) {
+  GRADCOMP_NO_FP_CONTRACT_BODY
+  std::array<double, reduction_lanes> lane{};
+  for (std::size_t i = 0; i < block.size(); ++i) lane[i % reduction_lanes] += f(block[i]);
+  return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+}
+
+/// Sum of f(x_i) over x: block sums added in block order.
+template <class T, class F>
+double ordered_sum(std::span<const T> x, F f) {
+  double total = 0.0;
+  for (std::size_t begin = 0; begin < x.size(); begin += reduction_block) {
+    const std::size_t n = x.size() - begin < reduction_block ? x.size() - begin : reduction_block;
+    total += block_sum(x.subspan(begin, n), f);
+  }
+  return total;
+}
+
+/// ||x||_1 in double, fixed order.
+template <class T>
+double l1_norm(std::span<const T> x) {
+  return ordered_sum(x, [](T v) { return std::fabs(static_cast<double>(v)); });
+}
+
+/// ||x||_2^2 in double, fixed order. For float input every square is exact in double.
+template <class T>
+double squared_norm(std::span<const T> x) {
+  return ordered_sum(x, [](T v) {
+    const double w = static_cast<double>(v);
+    return w * w;
+  });
+}
+
+}  // namespace gradcomp::detail

@@ -1,0 +1,25 @@
+#pragma once
+// Umbrella header for the CPU parts of gradcomp: concepts, the sequential reference back
+// end, every compressor and payload, and error feedback.
+#include "compress.hpp"
+#include "concepts.hpp"
+#include "error.hpp"
+#include "execution.hpp"
+#include "sparse.hpp"
+#include "version.hpp"
+
+#include "payload/dense.hpp"
+#include "payload/quantized.hpp"
+#include "payload/seeded_sparse.hpp"
+#include "payload/sign.hpp"
+
+#include "compressors/blockwise_sign.hpp"
+#include "compressors/grid_rounding.hpp"
+#include "compressors/hard_threshold.hpp"
+#include "compressors/identity.hpp"
+#include "compressors/qsgd.hpp"
+#include "compressors/random_k.hpp"
+#include "compressors/scaled_sign.hpp"
+#include "compressors/top_k.hpp"
+
+#include "feedback/error_feedback.hpp"

@@ -1,0 +1,94 @@
+#pragma once
+// quantized_vector: what quantizers (qsgd, rounding) send: one scale and a small signed
+// integer level per element.
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "../detail/strict_fp.hpp"
+#include "../detail/bitpack.hpp"
+#include "../detail/bits.hpp"
+#include "../detail/wire.hpp"
+#include "../error.hpp"
+
+namespace gradcomp {
+
+/// Element i decodes to scale * levels[i]. On the wire every level is zigzag-coded in
+/// level_bits bits (1..32), packed LSB first: header, level_bits (u32), reserved (u32, 0),
+/// scale, ceil(dim * level_bits / 8) bytes. The compressor sets level_bits to the fewest
+/// bits that hold its levels.
+template <std::floating_point T>
+struct quantized_vector {
+  using value_type = T;
+
+  std::size_t dim = 0;
+  T scale = T(0);
+  unsigned level_bits = 1;
+  std::vector<std::int32_t> levels;
+
+  void validate(const char* where) const {
+    if (levels.size() != dim) detail::fail(where, "quantized_vector has ", levels.size(), " levels for dim ", dim);
+    if (level_bits < 1 || level_bits > 32)
+      detail::fail(where, "quantized_vector level_bits ", level_bits, " is outside [1, 32]");
+    const std::uint64_t limit = std::uint64_t{1} << level_bits;
+    for (std::size_t i = 0; i < dim; ++i)
+      if (detail::zigzag(levels[i]) >= limit)
+        detail::fail(where, "level ", levels[i], " at index ", i, " does not fit ", level_bits, " bits");
+  }
+
+  GRADCOMP_NO_FP_CONTRACT void decompress_add(std::span<T> dense, T alpha = T(1)) const {
+    GRADCOMP_NO_FP_CONTRACT_BODY
+    if (levels.size() != dim) detail::fail("decompress_add", "quantized_vector has ", levels.size(), " levels for dim ", dim);
+    if (dense.size() != dim)
+      detail::fail("decompress_add", "dense size ", dense.size(), " does not match payload dim ", dim);
+    for (std::size_t i = 0; i < dim; ++i) dense[i] += alpha * (scale * static_cast<T>(levels[i]));
+  }
+
+  std::size_t sent_elements() const noexcept { return dim; }
+
+  std::size_t wire_bytes() const {
+    const char* where = "wire_bytes";
+    const std::size_t bits = detail::checked_mul(dim, level_bits, where, "level bits");
+    return detail::checked_add(detail::header_bytes + 8 + sizeof(T), detail::bytes_for_bits(bits), where, "payload");
+  }
+
+  std::size_t encode_to(std::span<std::byte> dst) const {
+    validate("encode");
+    const std::size_t nbytes = detail::bytes_for_bits(detail::checked_mul(dim, level_bits, "encode", "level bits"));
+    detail::byte_writer w(dst, "encode");
+    detail::put_header<T>(w, detail::wire_kind::quantized, 0, dim);
+    w.put(static_cast<std::uint32_t>(level_bits));
+    w.put(std::uint32_t{0});
+    w.put(scale);
+    detail::pack_bits(dim, level_bits, [&](std::size_t i) { return detail::zigzag(levels[i]); }, w.claim(nbytes));
+    return w.written();
+  }
+
+  /// Replaces *this by the payload in src, or throws gc::error and leaves *this unchanged.
+  void decode_from(std::span<const std::byte> src) {
+    const char* where = "decode<quantized_vector>";
+    detail::byte_reader r(src, where);
+    const auto h = detail::get_header<T>(r, detail::wire_kind::quantized);
+    if (h.index_bytes != 0) detail::fail(where, "malformed buffer: index width ", h.index_bytes, " (must be 0)");
+    const auto bits = r.get<std::uint32_t>("level bits");
+    // At least one bit per element, so dim is bounded by the buffer's size.
+    if (bits < 1 || bits > 32) detail::fail(where, "malformed buffer: level_bits ", bits, " is outside [1, 32]");
+    if (r.get<std::uint32_t>("reserved") != 0) detail::fail(where, "malformed buffer: reserved field is not zero");
+    const T new_scale = r.get<T>("scale");
+    const std::size_t total_bits = detail::checked_mul(h.dim, bits, where, "level bits");
+    const auto packed = r.take(detail::bytes_for_bits(total_bits), "levels");
+    r.finish();
+    if (!detail::padding_is_zero(packed, total_bits)) detail::fail(where, "malformed buffer: nonzero padding bits");
+    levels.resize(h.dim);
+    detail::unpack_bits(packed, bits, h.dim, [&](std::size_t i, std::uint32_t v) { levels[i] = detail::unzigzag(v); });
+    dim = h.dim;
+    scale = new_scale;
+    level_bits = bits;
+  }
+
+  friend bool operator==(const quantized_vector&, const quantized_vector&) = default;
+};
+
+}  // namespace gradcomp
