@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "../detail/bitpack.hpp"
+#include "../detail/bits.hpp"
 #include "../detail/finite.hpp"
 #include "../detail/random.hpp"
 #include "../error.hpp"
@@ -39,8 +40,9 @@ struct grid_rounding {
       detail::fail("grid_rounding", "spacing must be > 0 and finite (got ", spacing, ")");
   }
 
+  /// d q^2 / 4 (nearest) or d q^2 (stochastic), rounded up.
   double absolute_bound(std::size_t d) const {
-    return static_cast<double>(d) * spacing * spacing * (stochastic ? 1.0 : 0.25);
+    return detail::product_upper_bound(static_cast<double>(d) * (stochastic ? 1.0 : 0.25), spacing, spacing);
   }
 
   template <std::floating_point T>

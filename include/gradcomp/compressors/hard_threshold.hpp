@@ -38,8 +38,10 @@ struct hard_threshold {
     if (!(lambda >= 0.0)) detail::fail("hard_threshold", "lambda must be >= 0 and not NaN (got ", lambda, ")");
   }
 
-  /// Every dropped entry has |x_i| < lambda.
-  double absolute_bound(std::size_t d) const { return static_cast<double>(d) * lambda * lambda; }
+  /// Every dropped entry has |x_i| < lambda, so ||x - C(x)||^2 < d lambda^2 (rounded up).
+  double absolute_bound(std::size_t d) const {
+    return detail::product_upper_bound(static_cast<double>(d), lambda, lambda);
+  }
 
   template <std::floating_point T, class Index>
   void compress(exec::seq_t, std::span<const T> x, sparse_vector<T, Index>& out) const {

@@ -2,6 +2,7 @@
 // Bit-level helpers shared by all back ends: magnitude keys, checked size arithmetic,
 // index-type checks.
 #include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -49,6 +50,15 @@ void check_index_fits(std::size_t dim, const char* where) {
     fail(where, "dimension d = ", dim, " does not fit the index type (", sizeof(Index) * 8,
          "-bit, largest index ", std::numeric_limits<Index>::max(),
          "); use sparse_vector<T, std::uint64_t>");
+}
+
+/// An upper bound on the exact product d * a * b of non-negative factors: 0 when a factor
+/// is 0, otherwise the rounded product moved up two ulps (each multiplication rounds by at
+/// most half an ulp), so a product that underflows still gives a positive bound.
+inline double product_upper_bound(double d, double a, double b) {
+  if (d == 0.0 || a == 0.0 || b == 0.0) return 0.0;
+  const double inf = std::numeric_limits<double>::infinity();
+  return std::nextafter(std::nextafter(d * a * b, inf), inf);
 }
 
 /// Number of 64-bit words that hold n bits.

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs (with apt-get) only the Debian packages that are missing.
+# Usage: scripts/install-deps.sh [demo]
+set -euo pipefail
+
+packages=(cmake g++ make doctest-dev)
+if [[ "${1:-}" == "demo" ]]; then
+  packages+=(dataset-fashion-mnist gnuplot-nox libcli11-dev)
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+  # dpkg -s also succeeds for removed-but-configured packages; require "installed".
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all packages present (${packages[*]})"
+  exit 0
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  sudo=(sudo)
+fi
+
+echo "install-deps: installing ${missing[*]}"
+# env: sudo drops the caller's environment. Lock timeout: wait if apt is busy.
+apt_opts=(-y -q -o DPkg::Lock::Timeout=600)
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" install --no-install-recommends "${missing[@]}"

@@ -1,0 +1,119 @@
+#pragma once
+// Input generators and comparison helpers shared by the unit tests.
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace gradcomp_test {
+
+/// The kinds of input every compressor is tested on: ordinary and adversarial.
+enum class input_kind {
+  normal,          // N(0, 1)
+  heavy_tailed,    // Student-t with 3 degrees of freedom, like real gradients
+  ties,            // few distinct magnitudes, random signs: many ties at the k-th value
+  all_equal,       // every |x_i| the same
+  with_zeros,      // half exact zeros, some negative zeros
+  denormals,       // subnormal magnitudes mixed with zeros
+  narrow_range,    // every |x_i| in [1, 1.00003]: leading bits identical
+  integers,        // small integers (exact arithmetic, for conservation tests)
+};
+
+inline constexpr input_kind all_input_kinds[] = {
+    input_kind::normal,     input_kind::heavy_tailed, input_kind::ties,         input_kind::all_equal,
+    input_kind::with_zeros, input_kind::denormals,    input_kind::narrow_range, input_kind::integers};
+
+inline const char* to_string(input_kind k) {
+  switch (k) {
+    case input_kind::normal: return "normal";
+    case input_kind::heavy_tailed: return "heavy_tailed";
+    case input_kind::ties: return "ties";
+    case input_kind::all_equal: return "all_equal";
+    case input_kind::with_zeros: return "with_zeros";
+    case input_kind::denormals: return "denormals";
+    case input_kind::narrow_range: return "narrow_range";
+    case input_kind::integers: return "integers";
+  }
+  return "?";
+}
+
+/// Sizes that hit the edges: empty, one element, word and byte boundaries, and larger.
+inline constexpr std::size_t edge_sizes[] = {0, 1, 2, 3, 7, 8, 9, 63, 64, 65, 100, 127, 128, 129, 1000, 4095, 4096, 4097, 10007};
+
+template <class T>
+std::vector<T> make_input(input_kind kind, std::size_t d, std::uint64_t seed) {
+  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + static_cast<std::uint64_t>(kind));
+  std::vector<T> x(d);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  std::student_t_distribution<double> student(3.0);
+  std::uniform_int_distribution<int> coin(0, 1);
+  const auto sign = [&] { return coin(rng) ? T(1) : T(-1); };
+  for (std::size_t i = 0; i < d; ++i) {
+    switch (kind) {
+      case input_kind::normal: x[i] = static_cast<T>(normal(rng)); break;
+      case input_kind::heavy_tailed: x[i] = static_cast<T>(student(rng)); break;
+      case input_kind::ties: x[i] = sign() * static_cast<T>(std::uniform_int_distribution<int>(0, 3)(rng)) / T(4); break;
+      case input_kind::all_equal: x[i] = sign() * T(0.75); break;
+      case input_kind::with_zeros:
+        x[i] = coin(rng) ? static_cast<T>(normal(rng)) : (coin(rng) ? T(0) : -T(0));
+        break;
+      case input_kind::denormals:
+        x[i] = coin(rng) ? sign() * std::numeric_limits<T>::denorm_min() *
+                               static_cast<T>(std::uniform_int_distribution<int>(0, 1000)(rng))
+                         : T(0);
+        break;
+      case input_kind::narrow_range:
+        x[i] = sign() * static_cast<T>(1.0 + 0.00003 * std::uniform_real_distribution<double>(0.0, 1.0)(rng));
+        break;
+      case input_kind::integers: x[i] = static_cast<T>(std::uniform_int_distribution<int>(-8, 8)(rng)); break;
+    }
+  }
+  return x;
+}
+
+/// Bitwise equality of two float vectors (NaN == NaN with the same bits; -0 != +0).
+template <class T>
+bool same_bits(std::span<const T> a, std::span<const T> b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::bit_cast<std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>(a[i]) !=
+        std::bit_cast<std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>(b[i]))
+      return false;
+  return true;
+}
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return same_bits(std::span<const T>(a), std::span<const T>(b));
+}
+
+/// The dense vector a payload decodes to: zeros + decompress_add.
+template <class T, class P>
+std::vector<T> densify(const P& p, std::size_t d) {
+  std::vector<T> out(d, T(0));
+  p.decompress_add(std::span<T>(out), T(1));
+  return out;
+}
+
+/// ||a - b||^2 and ||a||^2 in long double, for checking bounds with little rounding.
+template <class T>
+long double squared_distance(std::span<const T> a, std::span<const T> b) {
+  long double s = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const long double diff = static_cast<long double>(a[i]) - static_cast<long double>(b[i]);
+    s += diff * diff;
+  }
+  return s;
+}
+template <class T>
+long double squared_norm_ld(std::span<const T> a) {
+  long double s = 0;
+  for (const T v : a) s += static_cast<long double>(v) * static_cast<long double>(v);
+  return s;
+}
+
+}  // namespace gradcomp_test
