@@ -4,8 +4,10 @@
 // threads) can draw any element's number without sharing a generator state, so random
 // compressors give identical results everywhere for the same seed and step.
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <unordered_set>
 #include <vector>
 
 namespace gradcomp::detail {
@@ -41,59 +43,65 @@ class counter_stream {
   std::uint64_t key_;
 };
 
-/// A keyed pseudo-random permutation of [0, n): a balanced Feistel network on the
-/// smallest 4^h >= n values, with cycle walking to stay inside [0, n). Bijective by
-/// construction, so the images of 0..k-1 are k distinct indices; each image is
-/// computed independently (parallel- and GPU-friendly).
-class index_permutation {
- public:
-  index_permutation(std::uint64_t n, const counter_stream& stream) noexcept : n_(n) {
-    half_bits_ = 1;
-    while (half_bits_ < 32 && (std::uint64_t{1} << (2 * half_bits_)) < n) ++half_bits_;
-    mask_ = (std::uint64_t{1} << half_bits_) - 1;
-    for (int r = 0; r < rounds; ++r) round_key_[r] = stream.bits(static_cast<std::uint64_t>(r));
-  }
-
-  std::uint64_t operator()(std::uint64_t j) const noexcept {
-    std::uint64_t v = j;
-    do v = encrypt(v);
-    while (v >= n_);  // cycle walking: at most 4 expected iterations since 4^h < 4n
-    return v;
-  }
-
- private:
-  static constexpr int rounds = 6;
-
-  std::uint64_t encrypt(std::uint64_t v) const noexcept {
-    std::uint64_t left = v >> half_bits_, right = v & mask_;
-    for (int r = 0; r < rounds; ++r) {
-      const std::uint64_t next = left ^ (mix64(right ^ round_key_[r]) & mask_);
-      left = right;
-      right = next;
+/// Uniform integer in [0, n) for n >= 1, drawn from the stream at *counter and onward
+/// (Lemire's multiply-shift with rejection, so exactly uniform; *counter advances by the
+/// number of draws used, almost always one).
+inline std::uint64_t uniform_below(const counter_stream& stream, std::uint64_t n, std::uint64_t& counter) noexcept {
+  __extension__ using u128 = unsigned __int128;
+  u128 m = static_cast<u128>(stream.bits(counter++)) * n;
+  auto low = static_cast<std::uint64_t>(m);
+  if (low < n) {
+    const std::uint64_t reject_below = (0 - n) % n;  // 2^64 mod n
+    while (low < reject_below) {
+      m = static_cast<u128>(stream.bits(counter++)) * n;
+      low = static_cast<std::uint64_t>(m);
     }
-    return (left << half_bits_) | right;
   }
+  return static_cast<std::uint64_t>(m >> 64);
+}
 
-  std::uint64_t n_;
-  std::uint64_t mask_ = 0;
-  int half_bits_ = 1;
-  std::uint64_t round_key_[rounds] = {};
-};
-
-/// The k (<= n) distinct indices that random-k selects at (seed, step), ascending:
-/// the images of 0..k-1 under the (seed, step) permutation of [0, n), sorted.
+/// The k (<= n) distinct indices that random-k selects at (seed, step), ascending: a
+/// uniformly random k-subset of [0, n), by Floyd's algorithm (every subset has probability
+/// 1 / C(n, k)) on the (seed, step) stream. Membership lives in a bitmap when k is a
+/// sizeable fraction of n (the bitmap also yields the indices sorted), else in a hash set.
+/// Both give the same subset; the draws are what define it.
 template <class Index>
-void shared_random_indices(std::uint64_t n, std::uint64_t k, std::uint64_t seed,
-                           std::uint64_t step, std::vector<Index>& out) {
+void shared_random_indices(std::uint64_t n, std::uint64_t k, std::uint64_t seed, std::uint64_t step,
+                           std::vector<Index>& out) {
   out.resize(k);
   if (k == 0) return;
-  if (k == n) {  // every index: no need to permute
+  if (k == n) {  // every index: nothing to draw
     for (std::uint64_t j = 0; j < n; ++j) out[j] = static_cast<Index>(j);
     return;
   }
-  const index_permutation perm(n, counter_stream(seed, step));
-  for (std::uint64_t j = 0; j < k; ++j) out[j] = static_cast<Index>(perm(j));
-  std::sort(out.begin(), out.end());
+  const counter_stream stream(seed, step);
+  std::uint64_t counter = 0;
+  // Floyd: for j = n-k .. n-1, draw t in [0, j]; take t if new, else j (which is new).
+  const auto floyd = [&](auto&& contains, auto&& insert) {
+    for (std::uint64_t j = n - k; j < n; ++j) {
+      const std::uint64_t t = uniform_below(stream, j + 1, counter);
+      insert(contains(t) ? j : t);
+    }
+  };
+  if (k >= n / 64) {
+    std::vector<std::uint64_t> bitmap(n / 64 + 1, 0);
+    floyd([&](std::uint64_t i) { return (bitmap[i / 64] >> (i % 64)) & 1; },
+          [&](std::uint64_t i) { bitmap[i / 64] |= std::uint64_t{1} << (i % 64); });
+    std::size_t pos = 0;
+    for (std::size_t w = 0; w < bitmap.size(); ++w)
+      for (std::uint64_t bits = bitmap[w]; bits != 0; bits &= bits - 1)
+        out[pos++] = static_cast<Index>(w * 64 + static_cast<std::uint64_t>(std::countr_zero(bits)));
+  } else {
+    std::unordered_set<std::uint64_t> chosen;
+    chosen.reserve(static_cast<std::size_t>(k));
+    std::size_t pos = 0;
+    floyd([&](std::uint64_t i) { return chosen.count(i) != 0; },
+          [&](std::uint64_t i) {
+            chosen.insert(i);
+            out[pos++] = static_cast<Index>(i);
+          });
+    std::sort(out.begin(), out.end());
+  }
 }
 
 }  // namespace gradcomp::detail
