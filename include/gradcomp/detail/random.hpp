@@ -7,7 +7,6 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <unordered_set>
 #include <vector>
 
 namespace gradcomp::detail {
@@ -62,9 +61,9 @@ inline std::uint64_t uniform_below(const counter_stream& stream, std::uint64_t n
 
 /// The k (<= n) distinct indices that random-k selects at (seed, step), ascending: a
 /// uniformly random k-subset of [0, n), by Floyd's algorithm (every subset has probability
-/// 1 / C(n, k)) on the (seed, step) stream. Membership lives in a bitmap when k is a
-/// sizeable fraction of n (the bitmap also yields the indices sorted), else in a hash set.
-/// Both give the same subset; the draws are what define it.
+/// 1 / C(n, k)) on the (seed, step) stream. Membership lives in a bitmap of n bits unless
+/// that is much more work than the k draws (the bitmap also yields the indices sorted),
+/// else in a flat hash set. Both give the same subset; the draws are what define it.
 template <class Index>
 void shared_random_indices(std::uint64_t n, std::uint64_t k, std::uint64_t seed, std::uint64_t step,
                            std::vector<Index>& out) {
@@ -83,7 +82,7 @@ void shared_random_indices(std::uint64_t n, std::uint64_t k, std::uint64_t seed,
       insert(contains(t) ? j : t);
     }
   };
-  if (k >= n / 64) {
+  if (n / 64 <= 16 * k + 65536) {
     std::vector<std::uint64_t> bitmap(n / 64 + 1, 0);
     floyd([&](std::uint64_t i) { return (bitmap[i / 64] >> (i % 64)) & 1; },
           [&](std::uint64_t i) { bitmap[i / 64] |= std::uint64_t{1} << (i % 64); });
@@ -92,12 +91,18 @@ void shared_random_indices(std::uint64_t n, std::uint64_t k, std::uint64_t seed,
       for (std::uint64_t bits = bitmap[w]; bits != 0; bits &= bits - 1)
         out[pos++] = static_cast<Index>(w * 64 + static_cast<std::uint64_t>(std::countr_zero(bits)));
   } else {
-    std::unordered_set<std::uint64_t> chosen;
-    chosen.reserve(static_cast<std::size_t>(k));
+    // Open addressing with linear probing; slots hold index + 1 so that 0 means empty.
+    const std::size_t slots = std::bit_ceil(static_cast<std::size_t>(2 * k));
+    std::vector<std::uint64_t> table(slots, 0);
+    const auto slot_of = [&](std::uint64_t i) {
+      std::size_t h = static_cast<std::size_t>(mix64(i)) & (slots - 1);
+      while (table[h] != 0 && table[h] != i + 1) h = (h + 1) & (slots - 1);
+      return h;
+    };
     std::size_t pos = 0;
-    floyd([&](std::uint64_t i) { return chosen.count(i) != 0; },
+    floyd([&](std::uint64_t i) { return table[slot_of(i)] != 0; },
           [&](std::uint64_t i) {
-            chosen.insert(i);
+            table[slot_of(i)] = i + 1;
             out[pos++] = static_cast<Index>(i);
           });
     std::sort(out.begin(), out.end());
