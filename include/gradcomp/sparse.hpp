@@ -37,6 +37,7 @@ struct sparse_vector {
 
   /// Fails unless the invariants hold (sizes agree, indices ascending and below dim).
   void validate(const char* where) const {
+    detail::check_index_fits<Index>(dim, where);
     if (indices.size() != values.size())
       detail::fail(where, "sparse_vector has ", indices.size(), " indices but ", values.size(), " values");
     for (std::size_t j = 0; j < indices.size(); ++j) {

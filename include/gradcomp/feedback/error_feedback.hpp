@@ -176,7 +176,9 @@ class error_feedback {
     if (detail::fnv1a(std::span<const std::byte>(all).first(checksum_offset)) != stored)
       detail::fail(where, "checksum mismatch: the checkpoint is corrupted");
     if (has_step != (seeded_compressor<C> ? 1 : 0)) detail::fail(where, "compressor state flag ", has_step, " is invalid");
-    if (!(m.total_error >= 0.0)) detail::fail(where, "total error ", m.total_error, " is invalid");
+    // NaN is a state save() can write (a NaN gradient propagates into the residual);
+    // a negative sum of squares is not.
+    if (m.total_error < 0.0) detail::fail(where, "total error ", m.total_error, " is negative");
 
     detail::copy_le_array(residual_bytes, residual_.data(), dim());
     metrics_ = m;
@@ -233,8 +235,8 @@ class error_feedback {
     // p goes to scratch, so the residual survives a compressor that throws.
     detail::feedback_input<T>(residual_, g, scale, scratch_);
     gradcomp::compress(policy, compressor_, std::span<const T>(scratch_), out);
-    std::swap(residual_, scratch_);
-    out.decompress_add(std::span<T>(residual_), T(-1));  // e = p - decode(m)
+    out.decompress_add(std::span<T>(scratch_), T(-1));  // e = p - decode(m), still in scratch
+    std::swap(residual_, scratch_);                     // commit only once nothing can throw
     ++metrics_.steps;
     metrics_.elements_sent += out.sent_elements();
     metrics_.wire_bytes += out.wire_bytes();

@@ -45,6 +45,7 @@ struct seeded_sparse_vector {
 
   std::size_t encode_to(std::span<std::byte> dst) const {
     if (values.size() > dim) detail::fail("encode", "seeded_sparse_vector has ", values.size(), " values but dim ", dim);
+    detail::check_index_fits<Index>(dim, "encode");
     detail::byte_writer w(dst, "encode");
     detail::put_header<T>(w, detail::wire_kind::seeded_sparse, 0, dim);
     w.put(seed);

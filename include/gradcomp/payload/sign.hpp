@@ -67,6 +67,7 @@ struct sign_vector {
 
   std::size_t wire_bytes() const {
     const char* where = "wire_bytes";
+    if (block_size == 0) detail::fail(where, "sign_vector block_size must be >= 1 (got 0)");
     std::size_t n = detail::header_bytes + 8;
     n = detail::checked_add(n, detail::checked_mul(blocks(), sizeof(T), where, "scales"), where, "payload");
     return detail::checked_add(n, detail::bytes_for_bits(dim), where, "payload");
