@@ -47,12 +47,12 @@ struct qsgd {
   template <std::floating_point T>
   void compress(exec::seq_t, std::span<const T> x, quantized_vector<T>& out) {
     validate();
-    const double norm2 = detail::squared_norm(x);
-    if (!std::isfinite(norm2)) {
+    const double norm = detail::l2_norm(x);
+    if (!std::isfinite(norm)) {
       detail::require_finite(x, "qsgd");
-      detail::fail("qsgd", "||x||^2 overflows double");
+      detail::fail("qsgd", "||x||_2 overflows double");
     }
-    const T scale = static_cast<T>(std::sqrt(norm2) / static_cast<double>(s));
+    const T scale = static_cast<T>(norm / static_cast<double>(s));
     if (!std::isfinite(scale)) detail::fail("qsgd", "scale ||x|| / s overflows the value type");
 
     out.dim = x.size();
@@ -62,7 +62,7 @@ struct qsgd {
     std::uint32_t coded_or = 0;
     for (std::size_t i = 0; i < x.size(); ++i) {
       std::int32_t level = 0;
-      if (scale > T(0)) {  // scale == 0 only for x == 0 (or a norm below T's range)
+      if (scale > T(0)) {  // scale == 0 only for x == 0, or ||x|| / s below T's smallest subnormal
         const double r = std::fabs(static_cast<double>(x[i])) / static_cast<double>(scale);
         double l = std::floor(r);
         if (stream.uniform(i) < r - l) l += 1.0;

@@ -11,9 +11,15 @@
 //     halving of a vector register;
 //   * block sums are added left to right.
 // A parallel back end computes block sums independently and adds them in block order.
+//
+// mean_abs and l2_norm add one rule for double input, whose sums can overflow (or whose
+// squares can underflow) although the result fits: when the plain sum is out of range they
+// sum again on x * 2^-e, with 2^e the power of two just above max |x| (exact scaling), and
+// scale the result back.
 #include <array>
 #include <cmath>
 #include <cstddef>
+#include <optional>
 #include <span>
 
 #include "strict_fp.hpp"
@@ -56,6 +62,50 @@ double squared_norm(std::span<const T> x) {
     const double w = static_cast<double>(v);
     return w * w;
   });
+}
+
+/// The exponent e with max |x_i| * 2^-e in [0.5, 1), over the finite nonzero entries;
+/// nullopt when there are none.
+template <class T>
+std::optional<int> max_exponent(std::span<const T> x) {
+  double largest = 0.0;
+  for (const T v : x) {
+    const double a = std::fabs(static_cast<double>(v));
+    if (std::isfinite(a) && a > largest) largest = a;
+  }
+  if (largest == 0.0) return std::nullopt;
+  int e = 0;
+  (void)std::frexp(largest, &e);
+  return e;
+}
+
+/// ||x||_1 / n for the n = x.size() > 0 entries of x, finite whenever the true mean is.
+template <class T>
+double mean_abs(std::span<const T> x) {
+  const double n = static_cast<double>(x.size());
+  const double sum = l1_norm(x);
+  if (!std::isinf(sum)) return sum / n;  // the usual case (NaN input stays NaN)
+  const auto e = max_exponent(x);
+  if (!e) return sum / n;  // the infinity is in the input
+  const int shift = *e;
+  const double scaled = ordered_sum(x, [shift](T v) { return std::ldexp(std::fabs(static_cast<double>(v)), -shift); });
+  return std::ldexp(scaled / n, shift);
+}
+
+/// ||x||_2, without overflow or underflow of the squares when the norm itself fits.
+template <class T>
+double l2_norm(std::span<const T> x) {
+  const double sum = squared_norm(x);
+  // Below 2^-900 some squares may have underflowed (only possible for double input).
+  if (std::isnan(sum) || (sum >= 0x1p-900 && !std::isinf(sum))) return std::sqrt(sum);
+  const auto e = max_exponent(x);
+  if (!e) return std::sqrt(sum);  // all zero, or the infinity is in the input
+  const int shift = *e;
+  const double scaled = ordered_sum(x, [shift](T v) {
+    const double w = std::ldexp(static_cast<double>(v), -shift);
+    return w * w;
+  });
+  return std::ldexp(std::sqrt(scaled), shift);
 }
 
 }  // namespace gradcomp::detail

@@ -8,8 +8,8 @@
 
 namespace gradcomp::detail {
 
-/// out = per block of b elements: scale = ||x_block||_1 / |block| (summed in the fixed
-/// order of detail::ordered_sum, rounded once to T), and one bit per element set when
+/// out = per block of b elements: scale = ||x_block||_1 / |block| (detail::mean_abs: the
+/// fixed summation order, overflow-safe, rounded once to T), and one bit per element set when
 /// x_i < 0 (so sign(0) = sign(-0) = +1, and NaN counts as +1).
 template <class T>
 void sign_compress(std::span<const T> x, std::size_t b, sign_vector<T>& out) {
@@ -17,7 +17,7 @@ void sign_compress(std::span<const T> x, std::size_t b, sign_vector<T>& out) {
   for (std::size_t block = 0; block < out.blocks(); ++block) {
     const std::size_t begin = block * b;
     const std::size_t n = x.size() - begin < b ? x.size() - begin : b;
-    out.scales[block] = static_cast<T>(l1_norm(x.subspan(begin, n)) / static_cast<double>(n));
+    out.scales[block] = static_cast<T>(mean_abs(x.subspan(begin, n)));
   }
   for (std::size_t i = 0; i < x.size(); ++i)
     if (x[i] < T(0)) out.negative[i / 64] |= std::uint64_t{1} << (i % 64);
