@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(cmake g++ make doctest-dev)
 if [[ "${1:-}" == "demo" ]]; then
-  packages+=(dataset-fashion-mnist gnuplot-nox libcli11-dev)
+  packages+=(dataset-fashion-mnist gnuplot-nox)
 fi
 
 missing=()
