@@ -36,13 +36,8 @@ namespace {
 // ---------------------------------------------------------------------------------------
 // Helpers local to this file.
 
-template <class T>
-using bits_of = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-
-template <class T>
-bits_of<T> bits(T v) {
-  return std::bit_cast<bits_of<T>>(v);
-}
+using gradcomp_test::bits;
+using gradcomp_test::bits_of;
 
 /// |x| as an unsigned key: the bit pattern with the sign bit cleared (the ranking the
 /// contract specifies for top_k: NaN > +Inf > normals > denormals > +0 == -0).

@@ -8,6 +8,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace gradcomp_test {
@@ -76,14 +77,21 @@ std::vector<T> make_input(input_kind kind, std::size_t d, std::uint64_t seed) {
   return x;
 }
 
+/// The unsigned integer as wide as T, and the bits of a value.
+template <class T>
+using bits_of = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+
+template <class T>
+bits_of<T> bits(T v) {
+  return std::bit_cast<bits_of<T>>(v);
+}
+
 /// Bitwise equality of two float vectors (NaN == NaN with the same bits; -0 != +0).
 template <class T>
 bool same_bits(std::span<const T> a, std::span<const T> b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::bit_cast<std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>(a[i]) !=
-        std::bit_cast<std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>>(b[i]))
-      return false;
+    if (bits(a[i]) != bits(b[i])) return false;
   return true;
 }
 template <class T>

@@ -52,13 +52,8 @@ using u16 = std::uint16_t;
 using u32 = std::uint32_t;
 using u64 = std::uint64_t;
 
-template <class T>
-using bits_of = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
-
-template <class T>
-bits_of<T> bits(T v) {
-  return std::bit_cast<bits_of<T>>(v);
-}
+using gradcomp_test::bits;
+using gradcomp_test::bits_of;
 
 template <class T>
 const char* type_name() {
