@@ -36,8 +36,6 @@ class counter_stream {
     return static_cast<double>(bits(i) >> 11) * 0x1.0p-53;
   }
 
-  constexpr std::uint64_t key() const noexcept { return key_; }
-
  private:
   std::uint64_t key_;
 };

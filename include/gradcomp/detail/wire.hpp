@@ -134,7 +134,6 @@ class byte_reader {
       fail(where_, "malformed buffer: ", src_.size() - pos_, " unexpected trailing bytes after ", pos_);
   }
 
-  std::size_t remaining() const noexcept { return src_.size() - pos_; }
   const char* where() const noexcept { return where_; }
 
  private:

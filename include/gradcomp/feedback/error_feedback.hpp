@@ -9,6 +9,7 @@
 // so nothing is lost: the sum of everything sent plus the residual equals the sum of
 // everything fed in. For sparsifiers the update is exact: sent entries' residual is 0,
 // the others keep p bit for bit.
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <concepts>
@@ -154,10 +155,10 @@ class error_feedback {
     if (name_length != expected.size())
       detail::fail(where, "compressor mismatch: checkpoint name has ", name_length, " bytes, expected '", expected, "'");
 
-    std::vector<std::byte> rest(body_bytes(expected.size()) - fixed_prefix);
-    read_exactly(in, rest, "body");
-    std::vector<std::byte> all(prefix.begin(), prefix.end());
-    all.insert(all.end(), rest.begin(), rest.end());
+    // The whole checkpoint in one buffer: the prefix already read, then the rest.
+    std::vector<std::byte> all(body_bytes(expected.size()));
+    std::copy(prefix.begin(), prefix.end(), all.begin());
+    read_exactly(in, std::span<std::byte>(all).subspan(fixed_prefix), "body");
     detail::byte_reader body(std::span<const std::byte>(all).subspan(fixed_prefix), where);
     const auto name_bytes = body.take(expected.size(), "compressor name");
     if (std::string_view(reinterpret_cast<const char*>(name_bytes.data()), name_bytes.size()) != expected)
