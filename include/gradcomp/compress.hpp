@@ -51,7 +51,17 @@ struct compress_fn {
   }
 };
 
+void decompress_add_with() = delete;  // ADL only, as compress_with
+
 struct decompress_add_fn {
+  /// dense += alpha * decode(p), on a back end: decompress_add_with(policy, p, dense, alpha)
+  /// found by ADL, else the policy's fallback, else the payload's own (sequential) member.
+  template <execution_policy Policy, payload P, std::ranges::contiguous_range R>
+  void operator()(const Policy& policy, const P& p, R&& dense,
+                  typename P::value_type alpha = typename P::value_type(1)) const {
+    dispatch(policy, p, std::span<typename P::value_type>(std::ranges::data(dense), std::ranges::size(dense)), alpha);
+  }
+  /// dense += alpha * decode(p), sequentially.
   template <payload P>
   void operator()(const P& p, std::span<typename P::value_type> dense,
                   typename P::value_type alpha = typename P::value_type(1)) const {
@@ -61,6 +71,17 @@ struct decompress_add_fn {
     requires(!std::is_same_v<std::remove_cvref_t<R>, std::span<typename P::value_type>>)
   void operator()(const P& p, R&& dense, typename P::value_type alpha = typename P::value_type(1)) const {
     p.decompress_add(std::span<typename P::value_type>(std::ranges::data(dense), std::ranges::size(dense)), alpha);
+  }
+
+ private:
+  template <class Policy, class P, class T>
+  static void dispatch(const Policy& policy, const P& p, std::span<T> dense, T alpha) {
+    if constexpr (requires { decompress_add_with(policy, p, dense, alpha); })
+      decompress_add_with(policy, p, dense, alpha);
+    else if constexpr (requires { policy.fallback(); })
+      dispatch(policy.fallback(), p, dense, alpha);
+    else
+      p.decompress_add(dense, alpha);
   }
 };
 

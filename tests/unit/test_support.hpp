@@ -1,5 +1,6 @@
 #pragma once
 // Input generators and comparison helpers shared by the unit tests.
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -23,11 +24,13 @@ enum class input_kind {
   denormals,       // subnormal magnitudes mixed with zeros
   narrow_range,    // every |x_i| in [1, 1.00003]: leading bits identical
   integers,        // small integers (exact arithmetic, for conservation tests)
+  levels_256,      // N(0, 1) quantised to 256 levels: heavy ties among many distinct values
 };
 
 inline constexpr input_kind all_input_kinds[] = {
     input_kind::normal,     input_kind::heavy_tailed, input_kind::ties,         input_kind::all_equal,
-    input_kind::with_zeros, input_kind::denormals,    input_kind::narrow_range, input_kind::integers};
+    input_kind::with_zeros, input_kind::denormals,    input_kind::narrow_range, input_kind::integers,
+    input_kind::levels_256};
 
 inline const char* to_string(input_kind k) {
   switch (k) {
@@ -39,6 +42,7 @@ inline const char* to_string(input_kind k) {
     case input_kind::denormals: return "denormals";
     case input_kind::narrow_range: return "narrow_range";
     case input_kind::integers: return "integers";
+    case input_kind::levels_256: return "levels_256";
   }
   return "?";
 }
@@ -72,6 +76,11 @@ std::vector<T> make_input(input_kind kind, std::size_t d, std::uint64_t seed) {
         x[i] = sign() * static_cast<T>(1.0 + 0.00003 * std::uniform_real_distribution<double>(0.0, 1.0)(rng));
         break;
       case input_kind::integers: x[i] = static_cast<T>(std::uniform_int_distribution<int>(-8, 8)(rng)); break;
+      case input_kind::levels_256: {
+        const double level = std::round(std::clamp(normal(rng), -4.0, 4.0) * 32.0);  // 257 values in [-4, 4]
+        x[i] = static_cast<T>(level / 32.0);
+        break;
+      }
     }
   }
   return x;
@@ -97,6 +106,25 @@ bool same_bits(std::span<const T> a, std::span<const T> b) {
 template <class T>
 bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
   return same_bits(std::span<const T>(a), std::span<const T>(b));
+}
+
+/// Equality of computed results: the same bits, or both NaN. Which NaN an arithmetic
+/// operation with NaN operands returns (sign, payload) depends on operand order, which C++
+/// lets the compiler swap for commutative operations; copied values use same_bits.
+template <class T>
+bool same_result(T a, T b) {
+  return bits(a) == bits(b) || (std::isnan(a) && std::isnan(b));
+}
+template <class T>
+bool same_result(std::span<const T> a, std::span<const T> b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!same_result(a[i], b[i])) return false;
+  return true;
+}
+template <class T>
+bool same_result(const std::vector<T>& a, const std::vector<T>& b) {
+  return same_result(std::span<const T>(a), std::span<const T>(b));
 }
 
 /// The dense vector a payload decodes to: zeros + decompress_add.

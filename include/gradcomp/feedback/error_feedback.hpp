@@ -54,6 +54,32 @@ GRADCOMP_NO_FP_CONTRACT void feedback_input(std::span<const T> e, std::span<cons
   }
 }
 
+void feedback_input_with() = delete;  // back-end hooks, found by ADL only
+void squared_norm_with() = delete;
+
+/// p = e + scale * g on a back end: feedback_input_with(policy, ...) found by ADL, else the
+/// policy's fallback, else the reference loop.
+template <class Policy, class T>
+void feedback_input_on(const Policy& policy, std::span<const T> e, std::span<const T> g, T scale, std::span<T> p) {
+  if constexpr (requires { feedback_input_with(policy, e, g, scale, p); })
+    feedback_input_with(policy, e, g, scale, p);
+  else if constexpr (requires { policy.fallback(); })
+    feedback_input_on(policy.fallback(), e, g, scale, p);
+  else
+    feedback_input<T>(e, g, scale, p);
+}
+
+/// ||x||^2 in the fixed order of reduce.hpp, on a back end (same lookup as above).
+template <class Policy, class T>
+double squared_norm_on(const Policy& policy, std::span<const T> x) {
+  if constexpr (requires { squared_norm_with(policy, x); })
+    return squared_norm_with(policy, x);
+  else if constexpr (requires { policy.fallback(); })
+    return squared_norm_on(policy.fallback(), x);
+  else
+    return squared_norm(x);
+}
+
 /// FNV-1a, 64-bit: a checksum that catches corrupted checkpoint bytes.
 inline std::uint64_t fnv1a(std::span<const std::byte> bytes, std::uint64_t h = 0xcbf29ce484222325ULL) {
   for (const std::byte b : bytes) h = (h ^ std::to_integer<std::uint64_t>(b)) * 0x100000001b3ULL;
@@ -233,15 +259,25 @@ class error_feedback {
     if (g.size() != dim())
       detail::fail("error_feedback", "input size ", g.size(), " does not match the residual dimension ", dim());
     if (!std::isfinite(scale)) detail::fail("error_feedback", "scale must be finite (got ", scale, ")");
-    // p goes to scratch, so the residual survives a compressor that throws.
-    detail::feedback_input<T>(residual_, g, scale, scratch_);
-    gradcomp::compress(policy, compressor_, std::span<const T>(scratch_), out);
-    out.decompress_add(std::span<T>(scratch_), T(-1));  // e = p - decode(m), still in scratch
-    std::swap(residual_, scratch_);                     // commit only once nothing can throw
+    // The new residual goes to scratch, so the old one survives a compressor that throws.
+    const std::span<const T> e(residual_);
+    const std::span<T> e_new(scratch_);
+    double error = 0.0;
+    if constexpr (requires { feedback_step_with(policy, compressor_, e, g, scale, e_new, out); }) {
+      // A back end's fused kernel: the whole step in one pass, same result as below.
+      error = feedback_step_with(policy, compressor_, e, g, scale, e_new, out);
+    } else {
+      detail::feedback_input_on(policy, e, g, scale, e_new);  // p = e + scale * g
+      gradcomp::compress(policy, compressor_, std::span<const T>(e_new), out);
+      gradcomp::decompress_add(policy, out, e_new, T(-1));  // e = p - decode(m)
+      error = detail::squared_norm_on(policy, std::span<const T>(e_new));
+    }
+    const std::size_t sent = out.sent_elements(), bytes = out.wire_bytes();
+    std::swap(residual_, scratch_);  // commit only once nothing can throw
     ++metrics_.steps;
-    metrics_.elements_sent += out.sent_elements();
-    metrics_.wire_bytes += out.wire_bytes();
-    metrics_.total_error += detail::squared_norm(std::span<const T>(residual_));
+    metrics_.elements_sent += sent;
+    metrics_.wire_bytes += bytes;
+    metrics_.total_error += error;
   }
 
   C compressor_;

@@ -1,0 +1,64 @@
+#pragma once
+// hard_threshold on exec::par: one ordered compaction pass, and the fused error-feedback
+// step (one pass over g and e that writes the new residual and the message).
+#include <concepts>
+#include <cstddef>
+#include <span>
+#include <vector>
+
+#include "../compressors/hard_threshold.hpp"
+#include "../sparse.hpp"
+#include "compact.hpp"
+#include "policy.hpp"
+#include "reduce.hpp"
+
+namespace gradcomp::exec {
+
+/// C(x) on exec::par; bit-identical to the exec::seq reference.
+template <std::floating_point T, class Index>
+void compress_with(const exec::par_t& policy, const hard_threshold& c, std::span<const T> x,
+                   sparse_vector<T, Index>& out) {
+  c.validate();
+  detail::check_index_fits<Index>(x.size(), "hard_threshold");
+  out.reset(x.size());
+  cpu::detail::compact_at_least(policy, x, cpu::detail::threshold_key<T>(c.lambda), out.indices, out.values);
+}
+
+/// The error-feedback step with hard_threshold fused into one pass: reads e and g, writes
+/// e_new and out, and returns ||e_new||^2 in the reference summation order. Bit-identical
+/// to the unfused reference (feedback_input, compress, decompress_add(-1), squared_norm).
+template <std::floating_point T, class Index>
+double feedback_step_with(const exec::par_t& policy, const hard_threshold& c, std::span<const T> e,
+                          std::span<const T> g, T scale, std::span<T> e_new, sparse_vector<T, Index>& out) {
+  using namespace cpu::detail;
+  c.validate();
+  gradcomp::detail::check_index_fits<Index>(e.size(), "hard_threshold");
+  const std::size_t d = e.size();
+  const auto bound = threshold_key<T>(c.lambda);
+  const bool unit_scale = scale == T(1);
+  constexpr std::size_t B = gradcomp::detail::reduction_block;
+  static_assert(compact_block == B && compact_chunk % B == 0, "norm blocks must align with compaction blocks");
+  std::vector<double> block_norms(chunk_count(d, B));
+  out.reset(d);
+  collect_sparse<T, Index>(
+      policy, d, chunk_count(d, compact_chunk),
+      [&](std::size_t chunk, const sparse_sink<T, Index>& sink) {
+        compact_buffer<T> buffer;
+        const std::size_t first = chunk * compact_chunk;
+        const std::size_t end = std::min(d, first + compact_chunk);
+        for (std::size_t begin = first; begin < end; begin += B) {
+          const std::size_t n = std::min(B, end - begin);
+          const std::size_t kept = feedback_compact_at_least(e.data() + begin, g.data() + begin, scale, unit_scale, n,
+                                                             bound, e_new.data() + begin, buffer);
+          sink.append(begin, buffer, kept);
+        }
+        // The chunk's new residual is still in cache: sum its squares per block now.
+        block_sums<summand::square>(e_new.data() + first, end - first, block_norms.data() + first / B);
+      },
+      out.indices, out.values);
+  double total = 0.0;
+  for (const double s : block_norms) total += s;
+  return total;
+}
+
+}  // namespace gradcomp::exec

@@ -1,0 +1,68 @@
+#pragma once
+// What every exec::par test needs: the policies and thread counts to run under, sizes at
+// the chunk and vector boundaries, and inputs with NaN and Inf placed.
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <tbb/global_control.h>
+
+#include <gradcomp/cpu.hpp>
+
+#include "../unit/test_support.hpp"
+
+namespace gradcomp_par_test {
+
+namespace gc = gradcomp;
+namespace gt = gradcomp_test;
+
+/// The thread counts the issue asks for: 1, 2 and more threads than this machine's cores.
+inline constexpr int thread_counts[] = {1, 2, 8};
+
+/// exec::par forced onto the workers even for tiny inputs, as shipped, and forced inline.
+inline const gc::exec::par_t par_policies[] = {gc::exec::par.with_min_parallel_size(0), gc::exec::par,
+                                               gc::exec::par.with_min_parallel_size(SIZE_MAX)};
+
+inline std::string policy_name(const gc::exec::par_t& p) {
+  return "par(min_parallel_size=" + std::to_string(p.min_parallel_size) + ")";
+}
+
+/// Sizes around SIMD widths (up to 16 lanes), reduction blocks (4096) and chunks (65536).
+inline const std::vector<std::size_t>& par_sizes() {
+  static const std::vector<std::size_t> sizes = [] {
+    std::vector<std::size_t> s(std::begin(gt::edge_sizes), std::end(gt::edge_sizes));
+    for (std::size_t n : {15, 16, 17, 31, 32, 33, 8191, 8192, 8193, 16383, 16384, 16385, 65535, 65536, 65537,
+                          3 * 65536 + 4099, 1 << 20})
+      s.push_back(n);
+    return s;
+  }();
+  return sizes;
+}
+
+/// Sprinkles NaN (both signs, with payloads), +-Inf and -0 at random positions of x.
+template <class T>
+void place_specials(std::vector<T>& x, std::uint64_t seed, std::size_t count) {
+  if (x.empty()) return;
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<std::size_t> pos(0, x.size() - 1);
+  const T specials[] = {std::numeric_limits<T>::quiet_NaN(), -std::numeric_limits<T>::quiet_NaN(),
+                        std::numeric_limits<T>::infinity(), -std::numeric_limits<T>::infinity(), -T(0)};
+  for (std::size_t j = 0; j < count; ++j) x[pos(rng)] = specials[j % 5];
+}
+
+/// Runs body() under each thread count.
+template <class F>
+void for_each_thread_count(F&& body) {
+  for (const int threads : thread_counts) {
+    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
+    CAPTURE(threads);
+    body();
+  }
+}
+
+}  // namespace gradcomp_par_test
