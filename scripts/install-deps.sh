@@ -3,7 +3,8 @@
 # Usage: scripts/install-deps.sh [demo]
 set -euo pipefail
 
-packages=(cmake g++ make doctest-dev)
+# libtbb-dev, libhwy-dev: exec::par (gradcomp::tbb); libbenchmark-dev, python3: bench/ and its table script.
+packages=(cmake g++ make doctest-dev libtbb-dev libhwy-dev libbenchmark-dev python3)
 if [[ "${1:-}" == "demo" ]]; then
   packages+=(dataset-fashion-mnist gnuplot-nox)
 fi
