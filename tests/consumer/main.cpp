@@ -1,4 +1,7 @@
 #include <gradcomp/gradcomp.hpp>
+#ifdef CONSUMER_HAS_PAR
+#include <gradcomp/cpu.hpp>
+#endif
 #include <cstdio>
 #include <span>
 #include <vector>
@@ -9,6 +12,15 @@ int main() {
   gc::compress(gc::exec::seq, gc::top_k{.k = 2}, std::span<const float>(g), msg);
   gc::error_feedback ef{gc::hard_threshold{.lambda = 1.0f}, g.size()};
   const auto& m = ef.compress(gc::exec::seq, std::span<const float>(g), 1.0f);
-  std::printf("gradcomp %d.%d.%d: top_k kept %zu, hard_threshold kept %zu\n", GRADCOMP_VERSION_MAJOR, GRADCOMP_VERSION_MINOR, GRADCOMP_VERSION_PATCH, msg.indices.size(), m.indices.size());
-  return (msg.indices.size() == 2 && m.indices.size() == 2) ? 0 : 1;
+  bool ok = msg.indices.size() == 2 && m.indices.size() == 2;
+  const char* backend = "seq";
+#ifdef CONSUMER_HAS_PAR
+  gc::sparse_vector<float> par_msg;
+  gc::compress(gc::exec::par, gc::top_k{.k = 2}, std::span<const float>(g), par_msg);
+  ok = ok && par_msg == msg;
+  backend = gc::cpu::simd_target();
+#endif
+  std::printf("gradcomp %d.%d.%d: top_k kept %zu, hard_threshold kept %zu, exec::par: %s\n", GRADCOMP_VERSION_MAJOR,
+              GRADCOMP_VERSION_MINOR, GRADCOMP_VERSION_PATCH, msg.indices.size(), m.indices.size(), backend);
+  return ok ? 0 : 1;
 }

@@ -2,7 +2,7 @@
 # Usage: cmake -DMODE=install_prefix|build_tree -DGRADCOMP_BUILD_DIR=<dir>
 #              -DCONSUMER_SOURCE_DIR=<dir> -DWORK_DIR=<dir> [-DCONFIG=<cfg>]
 #              [-DCXX_COMPILER=<path>] [-DGENERATOR=<name>] [-DMAKE_PROGRAM=<path>]
-#              [-DEXPECTED_VERSION=x.y.z] -P run-consumer.cmake
+#              [-DEXPECTED_VERSION=x.y.z] [-DREQUIRE_TBB=ON] -P run-consumer.cmake
 cmake_minimum_required(VERSION 3.25)
 
 foreach(_var MODE GRADCOMP_BUILD_DIR CONSUMER_SOURCE_DIR WORK_DIR)
@@ -73,6 +73,9 @@ else()
   set(_expected_dir "${GRADCOMP_BUILD_DIR}")
 endif()
 
+if(REQUIRE_TBB)
+  list(APPEND _configure_args -DREQUIRE_TBB=ON)
+endif()
 run_step("configure" "${CMAKE_COMMAND}" ${_configure_args})
 
 # Guard against silently picking up some other gradcomp (e.g. one in /usr/local).
@@ -93,6 +96,9 @@ if(NOT EXISTS "${_exe}" AND CONFIG)
 endif()
 run_step("run" "${_exe}")
 message(STATUS "consumer.${MODE}: ${step_output}")
+if(REQUIRE_TBB AND step_output MATCHES "exec::par: seq")
+  message(FATAL_ERROR "consumer.${MODE}: gradcomp::tbb was required but the consumer ran without exec::par")
+endif()
 string(FIND "${step_output}" "gradcomp ${EXPECTED_VERSION}:" _pos)
 if(EXPECTED_VERSION AND _pos EQUAL -1)
   message(FATAL_ERROR "consumer.${MODE}: expected 'gradcomp ${EXPECTED_VERSION}:' "
