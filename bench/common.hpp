@@ -1,0 +1,152 @@
+#pragma once
+// What every benchmark file shares: the cases (data sets and their k), the back ends to run
+// on, and one way to register, name and count a benchmark.
+//
+// Names are "<data set>/<kernel>/<back end>" or, for what depends on k,
+// "<data set>/k=<label>/<kernel>/<back end>"; the back end is "seq", or "par:<threads>" for
+// exec::par (and for the baselines) under tbb::global_control. scripts/bench_table.py parses
+// these names, so keep the two in step.
+#include <benchmark/benchmark.h>
+#include <tbb/global_control.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <gradcomp/cpu.hpp>
+
+namespace gcbench {
+
+namespace gc = gradcomp;
+
+enum class distribution {
+  normal,           // N(0, 1)
+  student_t3,       // Student-t, nu = 3: heavy tails, like gradients
+  narrow_band,      // |x| uniform in [1.0, 1.00003], random sign: all leading bits equal
+  quantised_256,    // N(0, 1) rounded to 256 levels (step 1/32, clamped to [-4, 4)): ties
+  half_zero_normal  // half exact zeros, the rest N(0, 1)
+};
+
+struct k_case {
+  std::string label;  // "0.1%", "1e5", ... (the same in smoke mode, where k is scaled down)
+  std::size_t k;
+};
+
+struct dataset_spec {
+  std::string id;     // "c1", "c4n", ...
+  std::string title;  // for the table
+  std::size_t d;
+  distribution dist;
+  std::vector<k_case> ks;
+  bool extras = false;  // case 3: sign, QSGD, random-k, decompress_add
+  bool huge = false;    // case 5: few iterations, no partial_sort
+};
+
+/// GRADCOMP_BENCH_SMOKE=1: every case at d = 2^17 (a pipeline check, not a measurement).
+bool smoke_mode();
+/// GRADCOMP_BENCH_LARGE=1: also case 5 (d = 1e9, needs about 16 GB at its peak).
+bool large_mode();
+/// The cases to run, in run order.
+std::vector<dataset_spec> datasets();
+
+/// The input of a data set. Only one data set is kept in memory: asking for another frees
+/// the previous one (benchmarks run in registration order, one data set after the other).
+const std::vector<float>& input(const dataset_spec& ds);
+/// top_k{k} of the input, computed once (exec::par) and kept with the data set.
+const gc::sparse_vector<float>& top_k_message(const dataset_spec& ds, std::size_t k);
+/// The hard-threshold lambda with the density of top_k{k}: the k-th largest magnitude
+/// (ties at it make hard-threshold send a few more than k).
+double matching_lambda(const dataset_spec& ds, std::size_t k);
+
+/// The scale passed to error_feedback::compress (a learning-rate-like power of two, so
+/// scale * g is exact and the step's density equals that of g; see feedback.cpp).
+inline constexpr float feedback_scale = 1.0f / 1024.0f;
+
+/// Threads exec::par uses by default here (tbb::info::default_concurrency()).
+int hardware_threads();
+
+struct backend {
+  std::string name;  // "seq" or "par:<threads>"
+  bool par;
+  int threads;
+};
+/// exec::seq, then exec::par on 1 thread and on all threads.
+std::vector<backend> all_backends();
+/// exec::par (or a parallel baseline) on 1 thread and on all threads.
+std::vector<backend> par_backends();
+
+/// Caps oneTBB at b.threads for its lifetime (nothing for seq).
+class thread_limit {
+ public:
+  explicit thread_limit(const backend& b);
+
+ private:
+  std::optional<tbb::global_control> control_;
+};
+
+/// Runs f(policy) with gc::exec::seq or gc::exec::par.
+template <class F>
+decltype(auto) with_policy(const backend& b, F&& f) {
+  if (b.par) return f(gc::exec::par);
+  return f(gc::exec::seq);
+}
+
+/// Registers fn as "<prefix>/<kernel>/<back end>": real time, a unit fitting d, and on
+/// case 5 a single iteration. Otherwise the iteration count is Google Benchmark's
+/// (--benchmark_min_time, 0.5 s by default; a call longer than that runs once).
+benchmark::internal::Benchmark* add(const dataset_spec& ds, const std::string& prefix, const std::string& kernel,
+                                    const backend& b, std::function<void(benchmark::State&)> fn);
+/// "<id>" or "<id>/k=<label>".
+std::string prefix_of(const dataset_spec& ds);
+std::string prefix_of(const dataset_spec& ds, const k_case& kc);
+
+/// The counters every row carries: d, k (0 where k does not apply), threads, elements sent
+/// per call, and bytes processed (bytes_per_call * iterations, so GB/s appears).
+void set_counters(benchmark::State& state, const dataset_spec& ds, std::size_t k, const backend& b,
+                  double bytes_per_call, double sent_per_call);
+
+/// True on the real measuring run; false on Google Benchmark's first one-iteration probe,
+/// whose result is kept only when one call already lasts min_time (heavy kernels, where a
+/// warm-up call would only double the cost).
+inline bool should_warm_up(const benchmark::State& state) { return state.max_iterations > 1; }
+
+// Registration, one file per idea.
+void register_baselines(const dataset_spec& ds);                      // baselines.cpp
+void register_user_baselines(const dataset_spec& ds, const k_case& kc);  // baselines.cpp
+void register_sparsifiers(const dataset_spec& ds, const k_case& kc);     // sparsifiers.cpp
+void register_feedback(const dataset_spec& ds, const k_case& kc);        // feedback.cpp
+void register_dense(const dataset_spec& ds);                          // dense.cpp
+void register_sparse_extras(const dataset_spec& ds, const k_case& kc);   // dense.cpp
+
+}  // namespace gcbench
+
+namespace gcbench::dispatch {
+
+// Which calls exec::par has a kernel for, found exactly as gc::compress finds it (the ADL
+// hooks of docs/execution.md); the table marks par rows without one as "seq fallback".
+void compress_with() = delete;
+void feedback_step_with() = delete;
+void decompress_add_with() = delete;
+
+template <class C>
+inline constexpr bool has_par_kernel =
+    requires(const gc::exec::par_t& p, C& c, std::span<const float> x, gc::payload_t<C, float>& out) {
+      compress_with(p, c, x, out);
+    };
+
+template <class C>
+inline constexpr bool has_fused_feedback = requires(const gc::exec::par_t& p, const C& c, std::span<const float> e,
+                                                    std::span<float> e_new, gc::payload_t<C, float>& out) {
+  feedback_step_with(p, c, e, e, 1.0f, e_new, out);
+};
+
+template <class P>
+inline constexpr bool has_par_decompress = requires(const gc::exec::par_t& p, const P& m, std::span<float> dense) {
+  decompress_add_with(p, m, dense, 1.0f);
+};
+
+}  // namespace gcbench::dispatch
