@@ -1,10 +1,11 @@
 #pragma once
 // Umbrella header for the CPU parts of gradcomp: concepts, the sequential reference back
-// end, every compressor and payload, and error feedback.
+// end, every compressor and payload, error feedback, and compression of tensor lists.
 #include "compress.hpp"
 #include "concepts.hpp"
 #include "error.hpp"
 #include "execution.hpp"
+#include "multi_tensor.hpp"
 #include "sparse.hpp"
 #include "version.hpp"
 

@@ -36,6 +36,10 @@ class counter_stream {
     return static_cast<double>(bits(i) >> 11) * 0x1.0p-53;
   }
 
+  /// The stream's key: bits(i) is mix64(key() + (i + 1) * golden_gamma). Vectorised back
+  /// ends evaluate that formula for many i at once.
+  constexpr std::uint64_t key() const noexcept { return key_; }
+
  private:
   std::uint64_t key_;
 };

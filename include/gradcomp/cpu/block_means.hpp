@@ -1,0 +1,165 @@
+#pragma once
+// The per-block scales of the sign compressors on exec::par: ||x_block||_1 / |block| with
+// detail::mean_abs's summation order, for any block size.
+//
+// detail::mean_abs sums a block in reduction blocks ("segments") of 4096 elements counted
+// from the block's own start, and adds the segment sums left to right. A block of at most
+// 4096 elements is therefore one segment; a longer block is several consecutive segments
+// (the last one shorter). Segments are summed wherever their elements are (in parallel,
+// four side by side to hide the add latency, as cpu/reduce.hpp does) and folded in order.
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <span>
+
+#include "../detail/reduce.hpp"
+#include "../detail/strict_fp.hpp"
+#include "reduce.hpp"
+#include "simd.hpp"
+
+namespace gradcomp::cpu::detail {
+
+constexpr std::size_t ceil_div(std::size_t a, std::size_t b) noexcept { return a / b + (a % b != 0); }
+
+#if GRADCOMP_CPU_SIMD
+/// Sums of |x| over Count segments of n (<= 4096) elements starting at p, p + stride, ...
+/// in the reference lane order; as cpu::detail::block_sums_simd with a run-time stride.
+template <class T, std::size_t Count>
+GRADCOMP_NO_FP_CONTRACT void strided_abs_sums_simd(const T* p, std::size_t n, std::size_t stride, double* out) {
+  GRADCOMP_NO_FP_CONTRACT_BODY
+  const hn::CappedTag<double, 8> dd;
+  constexpr std::size_t N = hn::MaxLanes(dd);
+  constexpr std::size_t V = 8 / N;  // vectors per 8 lanes
+  hn::Vec<decltype(dd)> acc[Count][V];
+  for (std::size_t b = 0; b < Count; ++b)
+    for (std::size_t v = 0; v < V; ++v) acc[b][v] = hn::Zero(dd);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t b = 0; b < Count; ++b)
+      for (std::size_t v = 0; v < V; ++v)
+        acc[b][v] = hn::Add(acc[b][v], summand_vector<summand::abs>(dd, p + b * stride + i + v * N));
+  for (std::size_t b = 0; b < Count; ++b) {
+    std::array<double, 8> lane;
+    for (std::size_t v = 0; v < V; ++v) hn::StoreU(acc[b][v], dd, lane.data() + v * N);
+    for (std::size_t j = i; j < n; ++j) lane[j % 8] += summand_of<summand::abs>(p[b * stride + j]);
+    out[b] = fold_lanes(lane);
+  }
+}
+#endif
+
+/// out[s] = the reference block_sum of |x| over x[s * stride, s * stride + n), s < count;
+/// n <= reduction_block.
+template <class T>
+void strided_abs_sums(const T* x, std::size_t count, std::size_t stride, std::size_t n, double* out) {
+  std::size_t s = 0;
+#if GRADCOMP_CPU_SIMD
+  for (; s + 4 <= count; s += 4) strided_abs_sums_simd<T, 4>(x + s * stride, n, stride, out + s);
+  for (; s < count; ++s) strided_abs_sums_simd<T, 1>(x + s * stride, n, stride, out + s);
+#else
+  for (; s < count; ++s)
+    out[s] = gradcomp::detail::block_sum(std::span<const T>(x + s * stride, n),
+                                         [](T v) { return summand_of<summand::abs>(v); });
+#endif
+}
+
+/// detail::mean_abs(block) given sum, the block's l1_norm in the reference order.
+template <class T>
+double mean_from_l1(double sum, std::span<const T> block) {
+  if (!std::isinf(sum)) return sum / static_cast<double>(block.size());
+  // A float block cannot overflow a double sum (2^64 * FLT_MAX < DBL_MAX): an infinite sum
+  // means an Inf in the block (and no NaN, which would make it NaN). The reference's rescue
+  // then sums Inf again and returns +Inf, which is sum / n: skip its three passes.
+  if constexpr (sizeof(T) == 4) return sum / static_cast<double>(block.size());
+  // Double: a true overflow (or an Inf in the input); rare, so let the reference decide.
+  return gradcomp::detail::mean_abs(block);
+}
+
+/// How detail::mean_abs cuts blocks of block_size elements into segments of 4096.
+struct block_segments {
+  std::size_t dim;
+  std::size_t block_size;
+
+  static constexpr std::size_t segment = gradcomp::detail::reduction_block;
+
+  std::size_t blocks() const noexcept { return dim == 0 ? 0 : ceil_div(dim, block_size); }
+  std::size_t block_length(std::size_t k) const noexcept {
+    return dim - k * block_size < block_size ? dim - k * block_size : block_size;
+  }
+  /// Segments of a full block; blocks of one segment get their scale in one step.
+  std::size_t per_block() const noexcept { return ceil_div(block_size, segment); }
+  /// Where the segment sums of block k start in the array of all of them: every block
+  /// before the last is full, so block k's sums start at k * per_block(). (Sized this way,
+  /// a huge block_size with one short block needs no more sums than it has segments.)
+  std::size_t first_sum(std::size_t k) const noexcept { return k * per_block(); }
+  std::size_t total_sums() const noexcept {
+    const std::size_t n = blocks();
+    return n == 0 ? 0 : first_sum(n - 1) + ceil_div(block_length(n - 1), segment);
+  }
+};
+
+/// For blocks of at most 4096 elements: scales[k] = T(mean_abs(block k)) for every block k
+/// that starts in [begin, end).
+template <class T>
+void block_scales_in(std::span<const T> x, const block_segments& layout, std::size_t begin, std::size_t end,
+                     T* scales) {
+  const std::size_t b = layout.block_size;
+  const std::size_t blocks = layout.blocks();
+  std::size_t k = ceil_div(begin, b);
+  const std::size_t last = ceil_div(end, b) < blocks ? ceil_div(end, b) : blocks;
+  constexpr std::size_t batch = 256;
+  double sums[batch];
+  while (k < last) {
+    // Full blocks in batches (the last block of x may be short: on its own).
+    std::size_t count = last - k < batch ? last - k : batch;
+    std::size_t n = b;
+    if (k + count == blocks && layout.block_length(blocks - 1) != b) {
+      if (count > 1) {
+        --count;
+      } else {
+        n = layout.block_length(k);
+      }
+    }
+    strided_abs_sums(x.data() + k * b, count, b, n, sums);
+    for (std::size_t j = 0; j < count; ++j)
+      scales[k + j] = static_cast<T>(mean_from_l1(sums[j], x.subspan((k + j) * b, n)));
+    k += count;
+  }
+}
+
+/// For blocks longer than 4096 elements: the sums of every segment that starts in
+/// [begin, end), at sums[layout.first_sum(k) + j] for segment j of block k.
+template <class T>
+void segment_sums_in(std::span<const T> x, const block_segments& layout, std::size_t begin, std::size_t end,
+                     double* sums) {
+  constexpr std::size_t B = block_segments::segment;
+  const std::size_t b = layout.block_size;
+  const std::size_t blocks = layout.blocks();
+  for (std::size_t k = begin / b; k < blocks && k * b < end; ++k) {
+    const std::size_t start = k * b;
+    const std::size_t block_end = start + layout.block_length(k);
+    const std::size_t j0 = start >= begin ? 0 : ceil_div(begin - start, B);
+    const std::size_t starts_end = end < block_end ? end : block_end;  // segments starting before this
+    if (start + j0 * B >= starts_end) continue;
+    const std::size_t j1 = ceil_div(starts_end - start, B);
+    const std::size_t run_begin = start + j0 * B;
+    const std::size_t run_end = start + j1 * B < block_end ? start + j1 * B : block_end;
+    // A run of consecutive segments is what block_sums cuts into 4096s from its start.
+    block_sums<summand::abs>(x.data() + run_begin, run_end - run_begin, sums + layout.first_sum(k) + j0);
+  }
+}
+
+/// For blocks longer than 4096 elements: every block's scale from its segment sums, added
+/// in order as detail::ordered_sum does.
+template <class T>
+void scales_from_segments(std::span<const T> x, const block_segments& layout, const double* sums, T* scales) {
+  constexpr std::size_t B = block_segments::segment;
+  for (std::size_t k = 0; k < layout.blocks(); ++k) {
+    const std::size_t n = layout.block_length(k);
+    const double* s = sums + layout.first_sum(k);
+    double total = 0.0;
+    for (std::size_t j = 0; j < ceil_div(n, B); ++j) total += s[j];
+    scales[k] = static_cast<T>(mean_from_l1(total, x.subspan(k * layout.block_size, n)));
+  }
+}
+
+}  // namespace gradcomp::cpu::detail

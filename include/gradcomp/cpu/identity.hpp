@@ -1,0 +1,38 @@
+#pragma once
+// identity on exec::par: a parallel copy of x into the message.
+#include <algorithm>
+#include <concepts>
+#include <cstddef>
+#include <span>
+
+#include "../compressors/identity.hpp"
+#include "../payload/dense.hpp"
+#include "parallel.hpp"
+#include "policy.hpp"
+
+namespace gradcomp::cpu::detail {
+
+/// Elements per chunk of the copy.
+inline constexpr std::size_t copy_chunk = std::size_t{1} << 16;
+
+}  // namespace gradcomp::cpu::detail
+
+namespace gradcomp::exec {
+
+/// identity on exec::par: out.values = x, bit for bit.
+template <std::floating_point T>
+void compress_with(const par_t& policy, const identity&, std::span<const T> x, dense_vector<T>& out) {
+  // A message of the wrong size would be zero-filled by resize on one thread before the
+  // parallel copy; assign allocates and copies in one sequential pass, which is cheaper.
+  // Reused messages (error feedback, training loops) have the right size already.
+  if (out.values.size() != x.size()) {
+    out.values.assign(x.begin(), x.end());
+    return;
+  }
+  cpu::detail::for_each_chunk(policy, x.size(), cpu::detail::copy_chunk,
+                              [&](std::size_t, std::size_t begin, std::size_t end) {
+                                std::copy(x.data() + begin, x.data() + end, out.values.data() + begin);
+                              });
+}
+
+}  // namespace gradcomp::exec
