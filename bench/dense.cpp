@@ -7,42 +7,21 @@
 
 namespace gcbench {
 
-namespace {
-
-template <class C>
-void run_dense(benchmark::State& state, const dataset_spec& ds, std::size_t k, const backend& b, C c) {
-  const std::span<const float> x(input(ds));
-  gc::payload_t<C, float> msg;
-  const thread_limit limit(b);
-  with_policy(b, [&](const auto& policy) {
-    if (should_warm_up(state)) gc::compress(policy, c, x, msg);
-    for (auto _ : state) {
-      gc::compress(policy, c, x, msg);
-      benchmark::DoNotOptimize(msg);
-      benchmark::ClobberMemory();
-    }
-  });
-  set_counters(state, ds, k, b, 4.0 * static_cast<double>(ds.d), static_cast<double>(gc::sent_elements(msg)));
-  state.counters["par_kernel"] = b.par && dispatch::has_par_kernel<C>;
-}
-
-}  // namespace
-
 void register_dense(const dataset_spec& ds) {
   for (const backend& b : all_backends()) {
     add(ds, prefix_of(ds), "scaled_sign", b,
-        [ds, b](benchmark::State& state) { run_dense(state, ds, 0, b, gc::scaled_sign{}); });
+        [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::scaled_sign{}); });
     add(ds, prefix_of(ds), "blockwise_sign", b,
-        [ds, b](benchmark::State& state) { run_dense(state, ds, 0, b, gc::blockwise_sign{.block_size = 256}); });
+        [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::blockwise_sign{.block_size = 256}); });
     add(ds, prefix_of(ds), "qsgd", b,
-        [ds, b](benchmark::State& state) { run_dense(state, ds, 0, b, gc::qsgd{.s = 127, .seed = 1}); });
+        [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::qsgd{.s = 127, .seed = 1}); });
   }
 }
 
 void register_sparse_extras(const dataset_spec& ds, const k_case& kc) {
   for (const backend& b : all_backends()) {
     add(ds, prefix_of(ds, kc), "random_k", b, [ds, k = kc.k, b](benchmark::State& state) {
-      run_dense(state, ds, k, b, gc::random_k{.k = k, .seed = 1});
+      run_compressor(state, ds, k, b, gc::random_k{.k = k, .seed = 1});
     });
     add(ds, prefix_of(ds, kc), "decompress_add", b, [ds, k = kc.k, b](benchmark::State& state) {
       const auto& msg = top_k_message(ds, k);

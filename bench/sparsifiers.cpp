@@ -4,27 +4,6 @@
 
 namespace gcbench {
 
-namespace {
-
-template <class C>
-void run_compressor(benchmark::State& state, const dataset_spec& ds, std::size_t k, const backend& b, C c) {
-  const std::span<const float> x(input(ds));
-  gc::payload_t<C, float> msg;
-  const thread_limit limit(b);
-  with_policy(b, [&](const auto& policy) {
-    if (should_warm_up(state)) gc::compress(policy, c, x, msg);
-    for (auto _ : state) {
-      gc::compress(policy, c, x, msg);
-      benchmark::DoNotOptimize(msg);
-      benchmark::ClobberMemory();
-    }
-  });
-  set_counters(state, ds, k, b, 4.0 * static_cast<double>(ds.d), static_cast<double>(gc::sent_elements(msg)));
-  state.counters["par_kernel"] = b.par && dispatch::has_par_kernel<C>;
-}
-
-}  // namespace
-
 void register_sparsifiers(const dataset_spec& ds, const k_case& kc) {
   for (const backend& b : all_backends()) {
     add(ds, prefix_of(ds, kc), "top_k", b, [ds, k = kc.k, b](benchmark::State& state) {

@@ -37,6 +37,19 @@ void check_same_error(Seq&& seq_call, Par&& par_call) {
   CHECK(got == expected);
 }
 
+/// Same indices, and values with the same bits (copied from x) or, when `computed`, the same
+/// results (NaN payloads may differ; see gt::same_result).
+template <class T, class Index>
+void check_same_sparse(const gc::sparse_vector<T, Index>& ref, const gc::sparse_vector<T, Index>& got,
+                       bool computed = false) {
+  REQUIRE(ref.dim == got.dim);
+  REQUIRE(ref.indices == got.indices);
+  if (computed)
+    CHECK(gt::same_result(ref.values, got.values));
+  else
+    CHECK(gt::same_bits(ref.values, got.values));
+}
+
 template <class T>
 void check_same_payload(const gc::sign_vector<T>& ref, const gc::sign_vector<T>& got) {
   REQUIRE(ref.dim == got.dim);
@@ -82,6 +95,20 @@ std::uint64_t step_of(const C& c) {
     return c.step;
   else
     return 0;
+}
+
+/// gc::compress(c, x) on seq and on policy into outputs holding `before` (an earlier
+/// result): both throw the same gc::error and leave the output and c's step as they were.
+template <class C, class T, class Payload>
+void check_same_rejection(const gc::exec::par_t& policy, const C& c, std::span<const T> x, const Payload& before) {
+  Payload seq_out = before, par_out = before;
+  C seq_c = c, par_c = c;
+  check_same_error([&] { gc::compress(gc::exec::seq, seq_c, x, seq_out); },
+                   [&] { gc::compress(policy, par_c, x, par_out); });
+  CHECK(seq_out == before);
+  CHECK(par_out == before);
+  CHECK(step_of(seq_c) == step_of(c));
+  CHECK(step_of(par_c) == step_of(c));
 }
 
 /// error_feedback<C> on seq and on policy, fed the same gradients for `steps` steps: the

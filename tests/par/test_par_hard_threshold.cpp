@@ -1,5 +1,5 @@
 // hard_threshold and its fused error-feedback step on exec::par: bit-identical to exec::seq.
-#include "par_support.hpp"
+#include "par_compare.hpp"
 
 #include <cmath>
 #include <span>
@@ -7,16 +7,6 @@
 using namespace gradcomp_par_test;
 
 namespace {
-
-template <class T>
-void check_same_sparse(const gc::sparse_vector<T>& a, const gc::sparse_vector<T>& b, bool computed = false) {
-  REQUIRE(a.dim == b.dim);
-  REQUIRE(a.indices == b.indices);
-  if (computed)
-    CHECK(gt::same_result(a.values, b.values));
-  else
-    CHECK(gt::same_bits(a.values, b.values));
-}
 
 template <class T>
 void check_threshold(const std::vector<T>& x, double lambda) {

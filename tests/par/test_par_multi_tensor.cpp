@@ -1,6 +1,6 @@
 // Tensor lists on exec::par: whole-model top_k / hard_threshold (read in place) and
 // layer-wise compression spread over threads, bit-identical to exec::seq.
-#include "par_support.hpp"
+#include "par_compare.hpp"
 
 #include <algorithm>
 #include <cstddef>
@@ -55,13 +55,6 @@ std::vector<std::size_t> layer_sizes(std::size_t layers, std::size_t big, std::u
     }
   }
   return sizes;
-}
-
-template <class T, class Index>
-void check_same_sparse(const gc::sparse_vector<T, Index>& ref, const gc::sparse_vector<T, Index>& got) {
-  REQUIRE(ref.dim == got.dim);
-  REQUIRE(ref.indices == got.indices);
-  CHECK(gt::same_bits(ref.values, got.values));
 }
 
 }  // namespace

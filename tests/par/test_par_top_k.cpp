@@ -1,7 +1,7 @@
 // top_k and its fused error-feedback step on exec::par: bit-identical to exec::seq on every
 // input kind, size, k (ties at the k-th magnitude included), thread count and index type,
 // and on every internal path (sequential, sampled, the three exact fallbacks).
-#include "par_support.hpp"
+#include "par_compare.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -16,18 +16,6 @@ using namespace gradcomp_par_test;
 namespace cd = gc::cpu::detail;
 
 namespace {
-
-template <class T, class Index>
-void check_same_sparse(const gc::sparse_vector<T, Index>& ref, const gc::sparse_vector<T, Index>& got,
-                       bool computed = false) {
-  REQUIRE(ref.dim == got.dim);
-  REQUIRE(ref.indices.size() == got.indices.size());
-  REQUIRE(ref.indices == got.indices);
-  if (computed)
-    CHECK(gt::same_result(ref.values, got.values));
-  else
-    CHECK(gt::same_bits(ref.values, got.values));
-}
 
 /// The k values worth testing on x: the extremes, typical densities, and the edges of the
 /// tie groups near the top (k ending exactly on a group, and one into the next).

@@ -21,47 +21,6 @@ namespace gradcomp::cpu::detail {
 
 constexpr std::size_t ceil_div(std::size_t a, std::size_t b) noexcept { return a / b + (a % b != 0); }
 
-#if GRADCOMP_CPU_SIMD
-/// Sums of |x| over Count segments of n (<= 4096) elements starting at p, p + stride, ...
-/// in the reference lane order; as cpu::detail::block_sums_simd with a run-time stride.
-template <class T, std::size_t Count>
-GRADCOMP_NO_FP_CONTRACT void strided_abs_sums_simd(const T* p, std::size_t n, std::size_t stride, double* out) {
-  GRADCOMP_NO_FP_CONTRACT_BODY
-  const hn::CappedTag<double, 8> dd;
-  constexpr std::size_t N = hn::MaxLanes(dd);
-  constexpr std::size_t V = 8 / N;  // vectors per 8 lanes
-  hn::Vec<decltype(dd)> acc[Count][V];
-  for (std::size_t b = 0; b < Count; ++b)
-    for (std::size_t v = 0; v < V; ++v) acc[b][v] = hn::Zero(dd);
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (std::size_t b = 0; b < Count; ++b)
-      for (std::size_t v = 0; v < V; ++v)
-        acc[b][v] = hn::Add(acc[b][v], summand_vector<summand::abs>(dd, p + b * stride + i + v * N));
-  for (std::size_t b = 0; b < Count; ++b) {
-    std::array<double, 8> lane;
-    for (std::size_t v = 0; v < V; ++v) hn::StoreU(acc[b][v], dd, lane.data() + v * N);
-    for (std::size_t j = i; j < n; ++j) lane[j % 8] += summand_of<summand::abs>(p[b * stride + j]);
-    out[b] = fold_lanes(lane);
-  }
-}
-#endif
-
-/// out[s] = the reference block_sum of |x| over x[s * stride, s * stride + n), s < count;
-/// n <= reduction_block.
-template <class T>
-void strided_abs_sums(const T* x, std::size_t count, std::size_t stride, std::size_t n, double* out) {
-  std::size_t s = 0;
-#if GRADCOMP_CPU_SIMD
-  for (; s + 4 <= count; s += 4) strided_abs_sums_simd<T, 4>(x + s * stride, n, stride, out + s);
-  for (; s < count; ++s) strided_abs_sums_simd<T, 1>(x + s * stride, n, stride, out + s);
-#else
-  for (; s < count; ++s)
-    out[s] = gradcomp::detail::block_sum(std::span<const T>(x + s * stride, n),
-                                         [](T v) { return summand_of<summand::abs>(v); });
-#endif
-}
-
 /// detail::mean_abs(block) given sum, the block's l1_norm in the reference order.
 template <class T>
 double mean_from_l1(double sum, std::span<const T> block) {
@@ -119,7 +78,7 @@ void block_scales_in(std::span<const T> x, const block_segments& layout, std::si
         n = layout.block_length(k);
       }
     }
-    strided_abs_sums(x.data() + k * b, count, b, n, sums);
+    strided_block_sums<summand::abs>(x.data() + k * b, count, b, n, sums);
     for (std::size_t j = 0; j < count; ++j)
       scales[k + j] = static_cast<T>(mean_from_l1(sums[j], x.subspan((k + j) * b, n)));
     k += count;

@@ -45,5 +45,14 @@ HWY_INLINE hn::Vec<DD> uniform_of(DD dd, hn::Vec<DU> z) {
   return hn::Mul(hn::ConvertTo(dd, hn::BitCast(di, hn::ShiftRight<11>(z))), hn::Set(dd, 0x1.0p-53));
 }
 
+/// Stochastic rounding of r with the draws of the counter states: floor(r), or floor(r) + 1
+/// when the draw is below r - floor(r), as the reference loops of qsgd and grid_rounding do.
+template <class DD, class VU>
+HWY_INLINE hn::Vec<DD> stochastic_round(DD dd, hn::Vec<DD> r, VU state) {
+  const auto floor_r = hn::Floor(r);
+  return hn::IfThenElse(hn::Lt(uniform_of(dd, state), hn::Sub(r, floor_r)), hn::Add(floor_r, hn::Set(dd, 1.0)),
+                        floor_r);
+}
+
 }  // namespace gradcomp::cpu::detail
 #endif

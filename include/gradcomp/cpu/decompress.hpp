@@ -54,17 +54,21 @@ template <class T, class Index>
 void scatter_add(const exec::par_t& policy, std::size_t dim, const std::vector<Index>& indices,
                  const std::vector<T>& values, std::span<T> dense, T alpha) {
   const std::size_t n = indices.size();
-  if (dense.size() != dim || values.size() != n || !runs_in_parallel(policy, n, scatter_chunk))
+  if (dense.size() != dim || values.size() != n || !runs_in_parallel(policy, n, scatter_chunk, random_access_weight))
     return gradcomp::detail::scatter_add(dim, indices, values, dense, alpha);
   std::vector<unsigned char> ok(chunk_count(n, scatter_chunk));
-  for_each_chunk(policy, n, scatter_chunk, [&](std::size_t c, std::size_t begin, std::size_t end) {
-    ok[c] = ascending_below(indices.data(), begin, end, dim);
-  });
+  for_each_chunk(
+      policy, n, scatter_chunk,
+      [&](std::size_t c, std::size_t begin, std::size_t end) { ok[c] = ascending_below(indices.data(), begin, end, dim); },
+      random_access_weight);
   if (std::find(ok.begin(), ok.end(), 0) != ok.end())  // an index >= dim (the reference throws), or a repeat
     return gradcomp::detail::scatter_add(dim, indices, values, dense, alpha);
-  for_each_chunk(policy, n, scatter_chunk, [&](std::size_t, std::size_t begin, std::size_t end) {
-    scatter_add_run(indices.data() + begin, values.data() + begin, end - begin, dense.data(), alpha);
-  });
+  for_each_chunk(
+      policy, n, scatter_chunk,
+      [&](std::size_t, std::size_t begin, std::size_t end) {
+        scatter_add_run(indices.data() + begin, values.data() + begin, end - begin, dense.data(), alpha);
+      },
+      random_access_weight);
 }
 
 /// dense[i] += alpha * values[i] for i < n.

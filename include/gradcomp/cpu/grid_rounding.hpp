@@ -66,9 +66,7 @@ GRADCOMP_NO_FP_CONTRACT std::uint32_t grid_levels(const T* x, std::size_t begin,
     auto state = counter_states(du, stream, begin);
     const auto step = counter_step(du);
     for (; i + N <= end; i += N, state = hn::Add(state, step)) {
-      const auto r = hn::Div(load_as_double(dd, x + i), vq);
-      const auto floor_r = hn::Floor(r);
-      const auto l = hn::IfThenElse(hn::Lt(uniform_of(dd, state), hn::Sub(r, floor_r)), hn::Add(floor_r, one), floor_r);
+      const auto l = stochastic_round(dd, hn::Div(load_as_double(dd, x + i), vq), state);
       codes = hn::Or(codes, store_levels(dd, l, out + (i - begin)));
     }
   } else {

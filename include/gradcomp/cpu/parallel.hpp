@@ -17,10 +17,25 @@ namespace gradcomp::cpu::detail {
 /// Number of chunks of `chunk` elements that cover n elements.
 constexpr std::size_t chunk_count(std::size_t n, std::size_t chunk) noexcept { return n == 0 ? 0 : (n - 1) / chunk + 1; }
 
-/// Calls f(c, begin, end) for every chunk c of [0, n), in parallel when n is large enough.
-/// Chunks are independent: f must only write what chunk c owns.
+/// How many streamed elements one element of a random-access loop (a scatter into, or a
+/// gather from, a vector too large for the caches) is worth when n is compared with the
+/// policy's min_parallel_size. Each such element is a cache miss, and two threads overlap
+/// their misses: on the 2-core VM of docs/performance.md a scatter of 32k entries into 10^8
+/// floats already runs 1.9x faster on two threads, while streamed kernels need about 2^17.
+inline constexpr std::size_t random_access_weight = 16;
+
+/// True when for_each_chunk would use the workers for n elements in chunks of `chunk`, each
+/// element worth `weight` streamed ones.
+constexpr bool runs_in_parallel(const exec::par_t& policy, std::size_t n, std::size_t chunk,
+                                std::size_t weight = 1) noexcept {
+  return chunk_count(n, chunk) > 1 && n >= policy.min_parallel_size / weight;
+}
+
+/// Calls f(c, begin, end) for every chunk c of [0, n), in parallel when n (each element
+/// worth `weight` streamed elements) is large enough. Chunks are independent: f must only
+/// write what chunk c owns.
 template <class F>
-void for_each_chunk(const exec::par_t& policy, std::size_t n, std::size_t chunk, F&& f) {
+void for_each_chunk(const exec::par_t& policy, std::size_t n, std::size_t chunk, F&& f, std::size_t weight = 1) {
   const std::size_t chunks = chunk_count(n, chunk);
   const auto run = [&](std::size_t first, std::size_t last) {
     for (std::size_t c = first; c < last; ++c) {
@@ -29,17 +44,12 @@ void for_each_chunk(const exec::par_t& policy, std::size_t n, std::size_t chunk,
       f(c, begin, end);
     }
   };
-  if (chunks <= 1 || n < policy.min_parallel_size) {
+  if (!runs_in_parallel(policy, n, chunk, weight)) {
     run(0, chunks);
     return;
   }
   tbb::parallel_for(tbb::blocked_range<std::size_t>(0, chunks),
                     [&](const tbb::blocked_range<std::size_t>& r) { run(r.begin(), r.end()); });
-}
-
-/// True when for_each_chunk would use the workers for n elements in chunks of `chunk`.
-constexpr bool runs_in_parallel(const exec::par_t& policy, std::size_t n, std::size_t chunk) noexcept {
-  return chunk_count(n, chunk) > 1 && n >= policy.min_parallel_size;
 }
 
 }  // namespace gradcomp::cpu::detail

@@ -36,16 +36,13 @@ GRADCOMP_NO_FP_CONTRACT std::uint32_t qsgd_levels(const T* x, std::size_t begin,
   const hn::Rebind<std::uint32_t, decltype(dd)> du32;
   constexpr std::size_t N = hn::MaxLanes(dd);
   const auto vs = hn::Set(dd, s);
-  const auto one = hn::Set(dd, 1.0);
   const auto zero = hn::Zero(dd);
   auto state = counter_states(du, stream, begin);
   const auto step = counter_step(du);
   auto codes = hn::Zero(du32);
   for (; i + N <= end; i += N, state = hn::Add(state, step)) {
     const auto v = load_as_double(dd, x + i);
-    const auto r = hn::Div(hn::Abs(v), vs);
-    const auto floor_r = hn::Floor(r);
-    const auto l = hn::IfThenElse(hn::Lt(uniform_of(dd, state), hn::Sub(r, floor_r)), hn::Add(floor_r, one), floor_r);
+    const auto l = stochastic_round(dd, hn::Div(hn::Abs(v), vs), state);
     codes = hn::Or(codes, store_levels(dd, hn::IfThenElse(hn::Lt(v, zero), hn::Neg(l), l), out + (i - begin)));
   }
   coded_or = or_of_lanes(du32, codes);

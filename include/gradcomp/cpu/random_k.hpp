@@ -54,9 +54,13 @@ void compress_with(const par_t& policy, basic_random_k<Unbiased>& c, std::span<c
   // The reference's scale d / k, rounded once to T.
   const T scale = Unbiased && kept > 0 ? static_cast<T>(static_cast<double>(d) / static_cast<double>(kept)) : T(1);
   out.values.resize(kept);
-  for_each_chunk(policy, kept, gather_chunk, [&](std::size_t, std::size_t begin, std::size_t end) {
-    cpu::detail::gather<Unbiased>(x.data(), out.indices.data() + begin, end - begin, scale, out.values.data() + begin);
-  });
+  for_each_chunk(
+      policy, kept, gather_chunk,
+      [&](std::size_t, std::size_t begin, std::size_t end) {
+        cpu::detail::gather<Unbiased>(x.data(), out.indices.data() + begin, end - begin, scale,
+                                      out.values.data() + begin);
+      },
+      cpu::detail::random_access_weight);
   out.dim = d;
   out.seed = c.seed;
   out.step = c.step;

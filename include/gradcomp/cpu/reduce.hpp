@@ -57,16 +57,16 @@ HWY_INLINE hn::Vec<DD> summand_vector(DD dd, const T* p) {
   }
 }
 
-/// Sums of f over `count` (1 to 4) consecutive blocks starting at p, each of n elements
-/// (n <= reduction_block), written to out[0..count); the blocks' lane chains interleave.
+/// Sums of f over Count (1 to 4) blocks of n elements (n <= reduction_block) starting at
+/// p, p + stride, ..., written to out[0..Count) in the reference lane order; the blocks'
+/// lane chains interleave to hide the add latency.
 template <summand F, class T, std::size_t Count>
-GRADCOMP_NO_FP_CONTRACT void block_sums_simd(const T* p, std::size_t n, double* out) {
+GRADCOMP_NO_FP_CONTRACT void block_sums_simd(const T* p, std::size_t n, std::size_t stride, double* out) {
   GRADCOMP_NO_FP_CONTRACT_BODY
   const hn::CappedTag<double, 8> dd;
   constexpr std::size_t N = hn::MaxLanes(dd);
   constexpr std::size_t V = 8 / N;  // vectors per 8 lanes
   static_assert(N * V == 8);
-  constexpr std::size_t stride = gradcomp::detail::reduction_block;
   hn::Vec<decltype(dd)> acc[Count][V];
   for (std::size_t b = 0; b < Count; ++b)
     for (std::size_t v = 0; v < V; ++v) acc[b][v] = hn::Zero(dd);
@@ -84,19 +84,29 @@ GRADCOMP_NO_FP_CONTRACT void block_sums_simd(const T* p, std::size_t n, double* 
 }
 #endif
 
+/// out[s] = the reference block_sum of f over x[s * stride, s * stride + n) for s < count;
+/// n <= reduction_block. (Contiguous blocks are stride = n; the sign compressors' per-block
+/// scales use any stride.)
+template <summand F, class T>
+void strided_block_sums(const T* x, std::size_t count, std::size_t stride, std::size_t n, double* out) {
+  std::size_t s = 0;
+#if GRADCOMP_CPU_SIMD
+  for (; s + 4 <= count; s += 4) block_sums_simd<F, T, 4>(x + s * stride, n, stride, out + s);
+  for (; s < count; ++s) block_sums_simd<F, T, 1>(x + s * stride, n, stride, out + s);
+#else
+  for (; s < count; ++s)
+    out[s] = gradcomp::detail::block_sum(std::span<const T>(x + s * stride, n),
+                                         [](T v) { return summand_of<F>(v); });
+#endif
+}
+
 /// The reference block sums of f over x[0..n): out[b] = sum of block b.
 template <summand F, class T>
 void block_sums(const T* x, std::size_t n, double* out) {
   constexpr std::size_t B = gradcomp::detail::reduction_block;
-  std::size_t begin = 0, b = 0;
-#if GRADCOMP_CPU_SIMD
-  for (; begin + 4 * B <= n; begin += 4 * B, b += 4) block_sums_simd<F, T, 4>(x + begin, B, out + b);
-  for (; begin < n; begin += B, ++b) block_sums_simd<F, T, 1>(x + begin, n - begin < B ? n - begin : B, out + b);
-#else
-  for (; begin < n; begin += B, ++b)
-    out[b] = gradcomp::detail::block_sum(std::span<const T>(x + begin, n - begin < B ? n - begin : B),
-                                         [](T v) { return summand_of<F>(v); });
-#endif
+  const std::size_t full = n / B;
+  strided_block_sums<F>(x, full, B, B, out);
+  if (n % B != 0) strided_block_sums<F>(x + full * B, 1, B, n % B, out + full);
 }
 
 /// The reference ordered_sum of f over x (detail/reduce.hpp), computed in parallel.
