@@ -26,7 +26,7 @@ void run_feedback(benchmark::State& state, const dataset_spec& ds, std::size_t k
   gc::error_feedback<C> ef(c, ds.d);
   const thread_limit limit(b);
   with_policy(b, [&](const auto& policy) {
-    if (should_warm_up(state)) {
+    if (should_warm_up(ds)) {
       ef.compress(policy, g, scale_of_call(0));
       ef.compress(policy, g, scale_of_call(1));
     }
