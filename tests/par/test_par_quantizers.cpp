@@ -122,7 +122,7 @@ TEST_CASE_TEMPLATE("par grid_rounding: ties round half away from zero, as std::r
   CHECK(out.levels == std::vector<std::int32_t>{1, -1, 2, -3, 0});
 }
 
-TEST_CASE_TEMPLATE("par qsgd: errors match seq; out and step unchanged", T, float, double) {
+TEST_CASE_TEMPLATE("par qsgd: errors match seq, out and step unchanged", T, float, double) {
   const T inf = std::numeric_limits<T>::infinity();
   const T nan = std::numeric_limits<T>::quiet_NaN();
   for_each_thread_count([&] {
@@ -155,7 +155,7 @@ TEST_CASE_TEMPLATE("par qsgd: errors match seq; out and step unchanged", T, floa
   });
 }
 
-TEST_CASE_TEMPLATE("par grid_rounding: errors match seq; out and step unchanged", T, float, double) {
+TEST_CASE_TEMPLATE("par grid_rounding: errors match seq, out and step unchanged", T, float, double) {
   const T inf = std::numeric_limits<T>::infinity();
   const T nan = std::numeric_limits<T>::quiet_NaN();
   for_each_thread_count([&] {

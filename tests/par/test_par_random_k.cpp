@@ -63,7 +63,7 @@ TEST_CASE_TEMPLATE("par random_k: bit-identical to seq on every input kind, size
   }
 }
 
-TEST_CASE_TEMPLATE("par random_k: errors match seq; out and step unchanged", T, float, double) {
+TEST_CASE_TEMPLATE("par random_k: errors match seq, out and step unchanged", T, float, double) {
   for (const std::size_t d : {std::size_t{10}, std::size_t{70000}}) {
     CAPTURE(d);
     const std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, d, 3);

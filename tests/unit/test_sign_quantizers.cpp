@@ -727,7 +727,7 @@ TEST_CASE_TEMPLATE("qsgd: every level follows the definition", T, float, double)
   }
 }
 
-TEST_CASE_TEMPLATE("qsgd: deterministic for (seed, step); the step advances", T, float, double) {
+TEST_CASE_TEMPLATE("qsgd: deterministic for (seed, step), the step advances", T, float, double) {
   const auto x = gt::make_input<T>(gt::input_kind::normal, 1000, 51);
   gc::qsgd a{.s = 1, .seed = 77, .step = 5};
   gc::qsgd b{.s = 1, .seed = 77, .step = 5};

@@ -1,9 +1,13 @@
 #pragma once
 // random_k and unbiased_random_k on exec::par. The indices are the reference's own
-// (detail::shared_random_indices: Floyd's algorithm is a chain of draws where each depends
-// on the set built so far, so it stays sequential; it is O(k)); the values are gathered in
-// parallel. When k >= d every index is kept and the index list is filled in parallel.
+// (detail::shared_random_indices): Floyd's algorithm is a chain of draws where each depends
+// on the set built so far, so the draws stay on the calling thread. What is around them is
+// parallel: the membership bitmap (n bits, reused) is zeroed and scanned by the workers, and
+// the values are gathered in parallel. When k >= d every index is kept and the index list is
+// filled in parallel.
 #include <algorithm>
+#include <bit>
+#include <numeric>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -16,11 +20,45 @@
 #include "../payload/seeded_sparse.hpp"
 #include "parallel.hpp"
 #include "policy.hpp"
+#include "scratch.hpp"
 
 namespace gradcomp::cpu::detail {
 
 /// Entries per chunk of the gather: random reads cost more than streaming ones.
 inline constexpr std::size_t gather_chunk = std::size_t{1} << 14;
+
+/// Words of the membership bitmap per chunk of its zeroing and scanning (2^20 indices).
+inline constexpr std::size_t bitmap_chunk = std::size_t{1} << 14;
+
+/// detail::shared_random_indices on exec::par: in the bitmap case, the same Floyd draws on
+/// the calling thread into a pooled bitmap that the workers zero first and scan after (a
+/// count per chunk, then every chunk writes its indices at its offset); else the reference.
+template <class Index>
+void shared_random_indices(const exec::par_t& policy, std::uint64_t n, std::uint64_t k, std::uint64_t seed,
+                           std::uint64_t step, std::vector<Index>& out) {
+  if (k == 0 || k == n || !gradcomp::detail::random_indices_use_bitmap(n, k))
+    return gradcomp::detail::shared_random_indices(n, k, seed, step, out);
+  out.resize(k);
+  const std::size_t words = n / 64 + 1;
+  pooled_array<std::uint64_t> bitmap(words);  // uninitialised; reused across calls
+  std::uint64_t* bits = bitmap.data();
+  for_each_chunk(policy, words, bitmap_chunk,
+                 [&](std::size_t, std::size_t begin, std::size_t end) { std::fill(bits + begin, bits + end, 0); });
+  gradcomp::detail::floyd_into_bitmap(n, k, gradcomp::detail::counter_stream(seed, step), bits);
+  std::vector<std::size_t> start(chunk_count(words, bitmap_chunk) + 1, 0);
+  for_each_chunk(policy, words, bitmap_chunk, [&](std::size_t c, std::size_t begin, std::size_t end) {
+    std::size_t count = 0;
+    for (std::size_t w = begin; w < end; ++w) count += static_cast<std::size_t>(std::popcount(bits[w]));
+    start[c + 1] = count;
+  });
+  std::partial_sum(start.begin(), start.end(), start.begin());
+  for_each_chunk(policy, words, bitmap_chunk, [&](std::size_t c, std::size_t begin, std::size_t end) {
+    std::size_t pos = start[c];
+    for (std::size_t w = begin; w < end; ++w)
+      for (std::uint64_t word = bits[w]; word != 0; word &= word - 1)
+        out[pos++] = static_cast<Index>(w * 64 + static_cast<std::uint64_t>(std::countr_zero(word)));
+  });
+}
 
 /// values[j] = x[indices[j]] (scaled: scale * x[indices[j]]) for j < n.
 template <bool Scaled, class T, class Index>
@@ -49,7 +87,7 @@ void compress_with(const par_t& policy, basic_random_k<Unbiased>& c, std::span<c
       for (std::size_t j = begin; j < end; ++j) out.indices[j] = static_cast<Index>(j);
     });
   } else {
-    gradcomp::detail::shared_random_indices(d, kept, c.seed, c.step, out.indices);
+    cpu::detail::shared_random_indices(policy, d, kept, c.seed, c.step, out.indices);
   }
   // The reference's scale d / k, rounded once to T.
   const T scale = Unbiased && kept > 0 ? static_cast<T>(static_cast<double>(d) / static_cast<double>(kept)) : T(1);

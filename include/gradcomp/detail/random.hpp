@@ -61,11 +61,36 @@ inline std::uint64_t uniform_below(const counter_stream& stream, std::uint64_t n
   return static_cast<std::uint64_t>(m >> 64);
 }
 
+/// Whether shared_random_indices keeps membership in a bitmap of n bits (else in a hash set):
+/// when the bitmap is not much more work than the k draws. The bitmap also yields the
+/// indices sorted.
+constexpr bool random_indices_use_bitmap(std::uint64_t n, std::uint64_t k) noexcept { return n / 64 <= 16 * k + 65536; }
+
+/// Floyd's algorithm on the stream: for j = n-k .. n-1, draw t in [0, j]; take t if new,
+/// else j (which is new). contains(i) and insert(i) keep the set.
+template <class Contains, class Insert>
+void floyd_draws(std::uint64_t n, std::uint64_t k, const counter_stream& stream, Contains&& contains,
+                 Insert&& insert) {
+  std::uint64_t counter = 0;
+  for (std::uint64_t j = n - k; j < n; ++j) {
+    const std::uint64_t t = uniform_below(stream, j + 1, counter);
+    insert(contains(t) ? j : t);
+  }
+}
+
+/// Floyd's draws (k < n) marked in a bitmap of n / 64 + 1 zeroed words.
+inline void floyd_into_bitmap(std::uint64_t n, std::uint64_t k, const counter_stream& stream,
+                              std::uint64_t* bitmap) noexcept {
+  floyd_draws(
+      n, k, stream, [&](std::uint64_t i) { return (bitmap[i / 64] >> (i % 64)) & 1; },
+      [&](std::uint64_t i) { bitmap[i / 64] |= std::uint64_t{1} << (i % 64); });
+}
+
 /// The k (<= n) distinct indices that random-k selects at (seed, step), ascending: a
 /// uniformly random k-subset of [0, n), by Floyd's algorithm (every subset has probability
-/// 1 / C(n, k)) on the (seed, step) stream. Membership lives in a bitmap of n bits unless
-/// that is much more work than the k draws (the bitmap also yields the indices sorted),
-/// else in a flat hash set. Both give the same subset; the draws are what define it.
+/// 1 / C(n, k)) on the (seed, step) stream. Membership lives in a bitmap of n bits or in a
+/// flat hash set (random_indices_use_bitmap). Both give the same subset; the draws are what
+/// define it.
 template <class Index>
 void shared_random_indices(std::uint64_t n, std::uint64_t k, std::uint64_t seed, std::uint64_t step,
                            std::vector<Index>& out) {
@@ -76,18 +101,9 @@ void shared_random_indices(std::uint64_t n, std::uint64_t k, std::uint64_t seed,
     return;
   }
   const counter_stream stream(seed, step);
-  std::uint64_t counter = 0;
-  // Floyd: for j = n-k .. n-1, draw t in [0, j]; take t if new, else j (which is new).
-  const auto floyd = [&](auto&& contains, auto&& insert) {
-    for (std::uint64_t j = n - k; j < n; ++j) {
-      const std::uint64_t t = uniform_below(stream, j + 1, counter);
-      insert(contains(t) ? j : t);
-    }
-  };
-  if (n / 64 <= 16 * k + 65536) {
+  if (random_indices_use_bitmap(n, k)) {
     std::vector<std::uint64_t> bitmap(n / 64 + 1, 0);
-    floyd([&](std::uint64_t i) { return (bitmap[i / 64] >> (i % 64)) & 1; },
-          [&](std::uint64_t i) { bitmap[i / 64] |= std::uint64_t{1} << (i % 64); });
+    floyd_into_bitmap(n, k, stream, bitmap.data());
     std::size_t pos = 0;
     for (std::size_t w = 0; w < bitmap.size(); ++w)
       for (std::uint64_t bits = bitmap[w]; bits != 0; bits &= bits - 1)
@@ -102,11 +118,12 @@ void shared_random_indices(std::uint64_t n, std::uint64_t k, std::uint64_t seed,
       return h;
     };
     std::size_t pos = 0;
-    floyd([&](std::uint64_t i) { return table[slot_of(i)] != 0; },
-          [&](std::uint64_t i) {
-            table[slot_of(i)] = i + 1;
-            out[pos++] = static_cast<Index>(i);
-          });
+    floyd_draws(
+        n, k, stream, [&](std::uint64_t i) { return table[slot_of(i)] != 0; },
+        [&](std::uint64_t i) {
+          table[slot_of(i)] = i + 1;
+          out[pos++] = static_cast<Index>(i);
+        });
     std::sort(out.begin(), out.end());
   }
 }
