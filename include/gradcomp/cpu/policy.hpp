@@ -16,8 +16,9 @@ namespace exec {
 /// min_parallel_size run on the calling thread (still vectorised): below it, waking the
 /// workers costs more than they save. Compressors without a parallel kernel run on seq.
 struct par_t {
-  /// Measured on a 2-core AVX-512 VM (docs/performance.md): parallel hard-threshold and
-  /// reductions break even with one thread at about 64k floats.
+  /// Measured on a 2-core AVX-512 VM (docs/performance.md, "Where exec::par starts to
+  /// pay"): with chunks of 2^16 elements, the norms, hard-threshold, the sign compressors and
+  /// the fused EF steps gain from two threads at 2^17 elements; Top-k breaks even there.
   static constexpr std::size_t default_min_parallel_size = std::size_t{1} << 17;
 
   std::size_t min_parallel_size = default_min_parallel_size;
