@@ -4,7 +4,8 @@
 set -euo pipefail
 
 # libtbb-dev, libhwy-dev: exec::par (gradcomp::tbb); libbenchmark-dev, python3: bench/ and its table script.
-packages=(cmake g++ make doctest-dev libtbb-dev libhwy-dev libbenchmark-dev python3)
+# libopenmpi-dev, openmpi-bin: comm::mpi_communicator (gradcomp::mpi) and the MPI tests.
+packages=(cmake g++ make doctest-dev libtbb-dev libhwy-dev libbenchmark-dev python3 libopenmpi-dev openmpi-bin)
 if [[ "${1:-}" == "demo" ]]; then
   packages+=(dataset-fashion-mnist gnuplot-nox)
 fi

@@ -2,7 +2,7 @@
 # Usage: cmake -DMODE=install_prefix|build_tree -DGRADCOMP_BUILD_DIR=<dir>
 #              -DCONSUMER_SOURCE_DIR=<dir> -DWORK_DIR=<dir> [-DCONFIG=<cfg>]
 #              [-DCXX_COMPILER=<path>] [-DGENERATOR=<name>] [-DMAKE_PROGRAM=<path>]
-#              [-DEXPECTED_VERSION=x.y.z] [-DREQUIRE_TBB=ON] -P run-consumer.cmake
+#              [-DEXPECTED_VERSION=x.y.z] [-DREQUIRE_TBB=ON] [-DREQUIRE_MPI=ON] -P run-consumer.cmake
 cmake_minimum_required(VERSION 3.25)
 
 foreach(_var MODE GRADCOMP_BUILD_DIR CONSUMER_SOURCE_DIR WORK_DIR)
@@ -76,6 +76,9 @@ endif()
 if(REQUIRE_TBB)
   list(APPEND _configure_args -DREQUIRE_TBB=ON)
 endif()
+if(REQUIRE_MPI)
+  list(APPEND _configure_args -DREQUIRE_MPI=ON)
+endif()
 run_step("configure" "${CMAKE_COMMAND}" ${_configure_args})
 
 # Guard against silently picking up some other gradcomp (e.g. one in /usr/local).
@@ -96,6 +99,9 @@ if(NOT EXISTS "${_exe}" AND CONFIG)
 endif()
 run_step("run" "${_exe}")
 message(STATUS "consumer.${MODE}: ${step_output}")
+if(REQUIRE_MPI AND NOT step_output MATCHES "mpi: yes")
+  message(FATAL_ERROR "consumer.${MODE}: gradcomp::mpi was required but the consumer was built without it")
+endif()
 if(REQUIRE_TBB AND step_output MATCHES "exec::par: seq")
   message(FATAL_ERROR "consumer.${MODE}: gradcomp::tbb was required but the consumer ran without exec::par")
 endif()

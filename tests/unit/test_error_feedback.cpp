@@ -1054,3 +1054,44 @@ TEST_CASE_TEMPLATE("error_feedback: top_k with feedback converges on a quadratic
   CHECK(plain_dist > 0.2 * start);
   CHECK(ef_dist * 1000 < plain_dist);
 }
+
+TEST_CASE_TEMPLATE("error_feedback: undo takes back exactly the last step, once", T, float, double) {
+  const std::vector<T> g1{T(1), T(-3), T(0.5), T(2)}, g2{T(-1), T(0.25), T(4), T(0)};
+  gc::error_feedback<gc::random_k, T> ef(gc::random_k{.k = 2, .seed = 5}, 4);
+  CHECK_THROWS_WITH_AS(ef.undo(), doctest::Contains("no compress call to undo"), gc::error);
+  ef.compress(gc::exec::seq, std::span<const T>(g1), T(0.5));
+  const std::vector<T> e1(ef.error().begin(), ef.error().end());
+  const gc::feedback_metrics m1 = ef.metrics();
+  const std::uint64_t step1 = ef.base().step;
+  ef.compress(gc::exec::seq, std::span<const T>(g2), T(0.5));
+  CHECK(ef.base().step == step1 + 1);
+  ef.undo();
+  CHECK(std::vector<T>(ef.error().begin(), ef.error().end()) == e1);
+  CHECK(ef.metrics().steps == m1.steps);
+  CHECK(ef.metrics().elements_sent == m1.elements_sent);
+  CHECK(ef.metrics().wire_bytes == m1.wire_bytes);
+  CHECK(ef.metrics().total_error == m1.total_error);
+  CHECK(ef.base().step == step1);
+  CHECK_THROWS_WITH_AS(ef.undo(), doctest::Contains("no compress call to undo"), gc::error);  // only once
+  // Redoing the step gives the same message and residual as the first time.
+  gc::error_feedback<gc::random_k, T> twin(gc::random_k{.k = 2, .seed = 5}, 4);
+  twin.compress(gc::exec::seq, std::span<const T>(g1), T(0.5));
+  const auto& again = ef.compress(gc::exec::seq, std::span<const T>(g2), T(0.5));
+  const auto& expected = twin.compress(gc::exec::seq, std::span<const T>(g2), T(0.5));
+  CHECK(again == expected);
+  CHECK(std::vector<T>(ef.error().begin(), ef.error().end()) == std::vector<T>(twin.error().begin(), twin.error().end()));
+  // A failed call changes nothing, so undo still takes back the last successful one.
+  CHECK_THROWS_AS(ef.compress(gc::exec::seq, std::span<const T>(g1.data(), 3), T(1)), gc::error);
+  ef.undo();
+  CHECK(std::vector<T>(ef.error().begin(), ef.error().end()) == e1);
+  CHECK(ef.base().step == step1);
+  // Nothing to undo after a reset or a clear_error.
+  ef.compress(gc::exec::seq, std::span<const T>(g1), T(1));
+  ef.reset();
+  CHECK_THROWS_AS(ef.undo(), gc::error);
+  ef.compress(gc::exec::seq, std::span<const T>(g1), T(1));
+  ef.clear_error();
+  CHECK(std::vector<T>(ef.error().begin(), ef.error().end()) == std::vector<T>(4, T(0)));
+  CHECK(ef.metrics().steps == 1);  // clear_error keeps the metrics (reset zeroed them)
+  CHECK_THROWS_AS(ef.undo(), gc::error);
+}

@@ -149,6 +149,26 @@ class error_feedback {
   void reset() {
     std::fill(residual_.begin(), residual_.end(), T(0));
     metrics_ = {};
+    can_undo_ = false;
+  }
+
+  /// Zeroes the residual only (metrics and the compressor's state are kept): for schemes
+  /// that drop their accumulated error at a synchronisation (LIEC-SGD's server).
+  void clear_error() {
+    std::fill(residual_.begin(), residual_.end(), T(0));
+    can_undo_ = false;
+  }
+
+  /// Takes back the last compress call: the residual, the metrics and a seeded compressor's
+  /// step return to what they were before it (the message is left as it is). For
+  /// distributed schemes whose step fails on another rank after this one compressed. Only
+  /// the last call can be undone, and only once; throws gc::error otherwise.
+  void undo() {
+    if (!can_undo_) detail::fail("error_feedback::undo", "there is no compress call to undo");
+    std::swap(residual_, scratch_);  // scratch_ still holds the residual from before the call
+    metrics_ = previous_metrics_;
+    if constexpr (seeded_compressor<C>) compressor_.step = previous_step_;
+    can_undo_ = false;
   }
 
   /// Writes the residual, the metrics and the compressor's step (for seeded compressors)
@@ -209,6 +229,7 @@ class error_feedback {
 
     detail::copy_le_array(residual_bytes, residual_.data(), dim());
     metrics_ = m;
+    can_undo_ = false;
     if constexpr (seeded_compressor<C>) compressor_.step = step;
   }
 
@@ -262,6 +283,8 @@ class error_feedback {
     // The new residual goes to scratch, so the old one survives a compressor that throws.
     const std::span<const T> e(residual_);
     const std::span<T> e_new(scratch_);
+    [[maybe_unused]] std::uint64_t step_before = 0;
+    if constexpr (seeded_compressor<C>) step_before = compressor_.step;
     double error = 0.0;
     if constexpr (requires { feedback_step_with(policy, compressor_, e, g, scale, e_new, out); }) {
       // A back end's fused kernel: the whole step in one pass, same result as below.
@@ -274,6 +297,9 @@ class error_feedback {
     }
     const std::size_t sent = out.sent_elements(), bytes = out.wire_bytes();
     std::swap(residual_, scratch_);  // commit only once nothing can throw
+    previous_metrics_ = metrics_;
+    if constexpr (seeded_compressor<C>) previous_step_ = step_before;
+    can_undo_ = true;
     ++metrics_.steps;
     metrics_.elements_sent += sent;
     metrics_.wire_bytes += bytes;
@@ -285,6 +311,10 @@ class error_feedback {
   std::vector<T> scratch_;  // p = e + scale * g; swapped with residual_ each step
   Payload message_;
   feedback_metrics metrics_;
+  // What undo() restores (the residual before the last call is in scratch_).
+  feedback_metrics previous_metrics_;
+  std::uint64_t previous_step_ = 0;
+  bool can_undo_ = false;
 };
 
 }  // namespace gradcomp

@@ -1,0 +1,108 @@
+#pragma once
+// What the distributed schemes share: framed messages, so that a rank whose local work
+// failed still takes part in the collective (and every rank then raises the same error
+// instead of waiting for it forever), and the mean of decoded messages in rank order.
+//
+// A frame is one status byte, then either the payload's encoding (ok) or an error message
+// (failed). The status byte is framing, not payload: traffic counts wire_bytes only.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../comm/collectives.hpp"
+#include "../comm/communicator.hpp"
+#include "../compress.hpp"
+#include "../detail/strict_fp.hpp"
+#include "../error.hpp"
+#include "../payload/seeded_sparse.hpp"
+
+namespace gradcomp::detail {
+
+enum class frame_status : std::uint8_t { ok = 0, failed = 1 };
+
+/// status ok, then encode(p).
+template <class Payload>
+void ok_frame(const Payload& p, std::vector<std::byte>& frame) {
+  frame.resize(1 + gradcomp::wire_bytes(p));
+  frame[0] = static_cast<std::byte>(frame_status::ok);
+  gradcomp::encode(p, std::span<std::byte>(frame).subspan(1));
+}
+
+/// status ok and no payload (a rank with nothing to send, e.g. a non-root in a gather).
+inline void empty_ok_frame(std::vector<std::byte>& frame) { frame.assign(1, static_cast<std::byte>(frame_status::ok)); }
+
+/// status failed, then the message.
+inline void failed_frame(std::string_view what, std::vector<std::byte>& frame) {
+  frame.resize(1 + what.size());
+  frame[0] = static_cast<std::byte>(frame_status::failed);
+  for (std::size_t i = 0; i < what.size(); ++i) frame[1 + i] = static_cast<std::byte>(what[i]);
+}
+
+/// Runs local(frame), which fills frame with an ok frame; if it throws, frame becomes a
+/// failed frame with the exception's message. Returns whether it succeeded.
+template <class Local>
+bool attempt(std::vector<std::byte>& frame, Local&& local) {
+  try {
+    local(frame);
+    return true;
+  } catch (const std::exception& e) {
+    failed_frame(e.what(), frame);
+  } catch (...) {
+    failed_frame("a non-standard exception", frame);
+  }
+  return false;
+}
+
+/// Throws gc::error (on every rank that sees the same frames) naming the first rank whose
+/// frame says it failed.
+inline void throw_if_failed(std::span<const std::byte> frame, int rank, const char* where) {
+  if (frame.empty()) fail(where, "rank ", rank, " sent an empty frame");
+  if (frame[0] == static_cast<std::byte>(frame_status::ok)) return;
+  std::string what(frame.size() - 1, '\0');
+  for (std::size_t i = 1; i < frame.size(); ++i) what[i - 1] = static_cast<char>(frame[i]);
+  fail(where, "rank ", rank, " failed: ", what);
+}
+
+inline void throw_if_any_failed(const comm::gathered_bytes& frames, const char* where) {
+  for (int r = 0; r < frames.ranks(); ++r) throw_if_failed(frames.from(r), r, where);
+}
+
+/// The payload bytes of an ok frame.
+inline std::span<const std::byte> frame_body(std::span<const std::byte> frame) { return frame.subspan(1); }
+
+/// Throws unless a vector has the scheme's dimension.
+inline void check_length(const char* where, const char* what, std::size_t got, std::size_t dim) {
+  if (got != dim) fail(where, what, " has ", got, " elements, the scheme's dimension is ", dim);
+}
+
+template <class P>
+inline constexpr bool is_seeded_sparse_v = false;
+template <class T, class Index>
+inline constexpr bool is_seeded_sparse_v<seeded_sparse_vector<T, Index>> = true;
+
+/// out[i] = sum[i] / n (one rounding), the mean of n summed contributions.
+template <class T>
+GRADCOMP_NO_FP_CONTRACT void divide_by(std::span<T> values, int n) {
+  GRADCOMP_NO_FP_CONTRACT_BODY
+  const T divisor = static_cast<T>(n);
+  for (T& v : values) v /= divisor;
+}
+
+/// mean = (sum over ranks r, in rank order, of decode(frame r)) / frames.ranks(). Frames
+/// must all be ok. Throws gc::error if a payload is malformed or of another dimension.
+template <class Payload, class Policy, class T>
+void mean_of_frames(const Policy& policy, const comm::gathered_bytes& frames, std::span<T> mean, Payload& scratch) {
+  std::fill(mean.begin(), mean.end(), T(0));
+  for (int r = 0; r < frames.ranks(); ++r) {
+    gradcomp::decode_into(frame_body(frames.from(r)), scratch);
+    gradcomp::decompress_add(policy, scratch, mean);
+  }
+  divide_by(mean, frames.ranks());
+}
+
+}  // namespace gradcomp::detail

@@ -1,0 +1,188 @@
+#pragma once
+// The server side of the bidirectional schemes (DoubleSqueeze, LIEC-SGD): where the server
+// lives, and one round trip of compressed messages through it.
+//
+// server_mode::single: rank `root` serves the whole vector. Workers' messages go up with a
+//   gatherv; the server's one message comes down with a broadcast.
+// server_mode::sharded: rank r serves shard r of the vector (comm::shard_of), so no rank
+//   carries the whole server load. Every worker compresses each shard separately (as in
+//   layer-wise compression: top_k{k} keeps k per shard); the shard messages go up with an
+//   alltoallv and the server messages come down with an allgatherv.
+// In both, a failure anywhere (a worker's compressor, a malformed message, the server's
+// compressor) reaches every rank as the same gc::error.
+#include <algorithm>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../comm/collectives.hpp"
+#include "../comm/communicator.hpp"
+#include "../compress.hpp"
+#include "../error.hpp"
+#include "../feedback/error_feedback.hpp"
+#include "exchange.hpp"
+#include "traffic.hpp"
+
+namespace gradcomp {
+
+enum class server_mode { single, sharded };
+
+struct server_options {
+  server_mode mode = server_mode::single;
+  int root = 0;  // the serving rank in single mode
+};
+
+/// Which rank serves which slice of [0, dim).
+struct server_layout {
+  server_mode mode = server_mode::single;
+  int root = 0;
+  int ranks = 1;
+  std::size_t dim = 0;
+
+  int shards() const noexcept { return mode == server_mode::single ? 1 : ranks; }
+  comm::index_range shard(int s) const noexcept {
+    return mode == server_mode::single ? comm::index_range{0, dim} : comm::shard_of(dim, ranks, s);
+  }
+  int owner(int s) const noexcept { return mode == server_mode::single ? root : s; }
+  /// The shard this rank serves, or -1 if it serves none.
+  int served_by(int rank) const noexcept {
+    if (mode == server_mode::sharded) return rank;
+    return rank == root ? 0 : -1;
+  }
+};
+
+namespace detail {
+
+inline server_layout make_server_layout(const server_options& opt, int ranks, std::size_t dim, const char* where) {
+  comm::detail::check_root(where, opt.root, ranks);
+  return {opt.mode, opt.root, ranks, dim};
+}
+
+/// Throws the error a server put in a failed down frame, verbatim (it already names the
+/// rank and the cause).
+inline void throw_if_down_failed(std::span<const std::byte> frame) {
+  if (!frame.empty() && frame[0] == static_cast<std::byte>(frame_status::ok)) return;
+  std::string what(frame.empty() ? 0 : frame.size() - 1, '\0');
+  for (std::size_t i = 1; i < frame.size(); ++i) what[i - 1] = static_cast<char>(frame[i]);
+  throw error(what);
+}
+
+/// One round trip through the server(s).
+///   up[s]:  this worker's frame for shard s (an ok frame of its message, or a failed frame)
+///   serve(s, mean) -> const ServerPayload&: on the rank that serves shard s, given the mean
+///           over workers of their decoded messages for s; may throw
+///   update: receives sum over shards of decode(server message) at the shard's offset
+/// Returns this worker's traffic: messages that leave the rank (up) and server messages
+/// from other ranks (down); a worker's message to a server on its own rank does not travel.
+/// Throws on every rank if any part failed; `served` tells whether serve() returned.
+template <class WorkerPayload, class ServerPayload, class T, comm::communicator Comm, class Policy, class Serve>
+traffic server_round(Comm& comm, const Policy& policy, const server_layout& layout,
+                     std::vector<std::vector<std::byte>>& up, Serve&& serve, std::span<T> update, bool& served,
+                     const char* where) {
+  const int me = comm.rank();
+  served = false;
+  traffic t;
+  // Up: the serving rank(s) collect every worker's frame for their shard.
+  comm::gathered_bytes from_workers;
+  if (layout.mode == server_mode::single) {
+    comm.gatherv(up[0], from_workers, layout.root);
+    if (me != layout.root) t.uplink += frame_body(up[0]).size();
+  } else {
+    comm::scattered_bytes send;
+    std::vector<std::size_t> sizes(up.size());
+    for (std::size_t s = 0; s < up.size(); ++s) sizes[s] = up[s].size();
+    send.resize(sizes);
+    for (std::size_t s = 0; s < up.size(); ++s)
+      std::copy(up[s].begin(), up[s].end(), send.data.begin() + static_cast<std::ptrdiff_t>(send.offsets[s]));
+    comm.alltoallv(send, from_workers);
+    for (int s = 0; s < layout.shards(); ++s)
+      if (s != me) t.uplink += frame_body(up[static_cast<std::size_t>(s)]).size();
+  }
+  // Serve: mean of the decoded messages, then the server's own compression.
+  std::vector<std::byte> down;
+  const int shard = layout.served_by(me);
+  if (shard >= 0) {
+    attempt(down, [&](std::vector<std::byte>& frame) {
+      throw_if_any_failed(from_workers, where);
+      const comm::index_range range = layout.shard(shard);
+      std::vector<T> mean(range.size());
+      WorkerPayload scratch;
+      mean_of_frames(policy, from_workers, std::span<T>(mean), scratch);
+      const ServerPayload& m = serve(shard, std::span<const T>(mean));
+      served = true;
+      ok_frame(m, frame);
+    });
+  } else {
+    empty_ok_frame(down);
+  }
+  // Down: every worker gets every server message.
+  comm::gathered_bytes from_servers;
+  if (layout.mode == server_mode::single) {
+    comm.broadcast(down, layout.root);
+    throw_if_down_failed(down);
+    from_servers.resize(std::vector<std::size_t>{down.size()});
+    std::copy(down.begin(), down.end(), from_servers.data.begin());
+    if (me != layout.root) t.downlink += frame_body(down).size();
+  } else {
+    comm.allgatherv(down, from_servers);
+    for (int s = 0; s < from_servers.ranks(); ++s) throw_if_down_failed(from_servers.from(s));
+    for (int s = 0; s < from_servers.ranks(); ++s)
+      if (s != me) t.downlink += frame_body(from_servers.from(s)).size();
+  }
+  std::fill(update.begin(), update.end(), T(0));
+  ServerPayload scratch;
+  for (int s = 0; s < layout.shards(); ++s) {
+    const comm::index_range range = layout.shard(s);
+    gradcomp::decode_into(frame_body(from_servers.from(s)), scratch);
+    gradcomp::decompress_add(policy, scratch, update.subspan(range.begin, range.size()));
+  }
+  return t;
+}
+
+/// The step both bidirectional schemes share, around their own worker compression:
+///   compress_shard(s, g_s, frame): compresses shard s of g into an ok frame (may throw);
+///   undo_shards(n): takes back the compression of the first n shards.
+/// Checks the lengths of x and g, builds the up frames (a local failure becomes a failed
+/// frame for every shard, so it reaches every rank), goes through the server(s), whose
+/// error feedback `server` (this rank's shard, if any) compresses the mean with scale 1,
+/// and on any failure undoes the workers and the server before rethrowing. `update`
+/// receives the decoded server messages. Returns this worker's traffic.
+template <class WorkerPayload, class ServerC, class T, comm::communicator Comm, class Policy, class CompressShard,
+          class UndoShards>
+traffic two_way_step(Comm& comm, const Policy& policy, const server_layout& layout,
+                     std::vector<error_feedback<ServerC, T>>& server, std::span<const T> x, std::span<const T> g,
+                     std::span<T> update, CompressShard&& compress_shard, UndoShards&& undo_shards,
+                     const char* where) {
+  using server_payload = typename error_feedback<ServerC, T>::message_type;
+  const auto shards = static_cast<std::size_t>(layout.shards());
+  std::vector<std::vector<std::byte>> up(shards);
+  std::size_t compressed = 0;
+  std::vector<std::byte> failure;
+  const bool ok = attempt(failure, [&](std::vector<std::byte>&) {
+    check_length(where, "x", x.size(), layout.dim);
+    check_length(where, "the gradient", g.size(), layout.dim);
+    for (std::size_t s = 0; s < shards; ++s) {
+      const comm::index_range range = layout.shard(static_cast<int>(s));
+      compress_shard(s, g.subspan(range.begin, range.size()), up[s]);
+      ++compressed;
+    }
+  });
+  if (!ok)
+    for (auto& frame : up) frame = failure;
+  bool served = false;
+  try {
+    return server_round<WorkerPayload, server_payload>(
+        comm, policy, layout, up,
+        [&](int, std::span<const T> mean) -> const server_payload& { return server.front().compress(policy, mean, T(1)); },
+        update, served, where);
+  } catch (...) {
+    undo_shards(compressed);
+    if (served) server.front().undo();
+    throw;
+  }
+}
+
+}  // namespace detail
+
+}  // namespace gradcomp
