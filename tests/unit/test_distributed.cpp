@@ -355,6 +355,9 @@ TEST_CASE("scenarios: replicas agree across ranks where the scheme says so, and 
       CHECK(first[r].bytes == again[r].bytes);
       for (float v : first[r].x) REQUIRE(std::isfinite(v));
     }
+    // One rank is a valid group: the schemes then reduce to their single-worker forms.
+    for (const auto& r : gt::run_scenario_locally(name, 1))
+      for (float v : r.x) REQUIRE(std::isfinite(v));
     // EF-SGD and DoubleSqueeze apply the same update on every rank: replicas stay equal.
     // LIEC-SGD's replicas differ (each adds its own r_i) except right after a sync.
     if (name.rfind("liec_sgd", 0) != 0)

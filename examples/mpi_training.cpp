@@ -1,0 +1,209 @@
+// gradcomp over MPI: data-parallel training of the examples' 784-128-10 MLP on
+// Fashion-MNIST with EF-SGD, DoubleSqueeze or LIEC-SGD and any of four compressors.
+//
+//   mpirun -np 4 --oversubscribe --allow-run-as-root build/examples/gradcomp_mpi_training
+//          --scheme double_squeeze --compressor top_k --density 0.01 --server sharded --steps 300
+//   (one command line)
+//
+// Every rank holds a replica of the model and trains on its own quarter of the training
+// set (a batch of --batch images per rank and step); the scheme exchanges the compressed
+// gradients. Rank 0 prints the mean training loss over ranks, the test accuracy of the
+// averaged model, and the bytes a worker sent and received so far (mean over ranks).
+// --synthetic replaces the dataset by random images (a smoke test without the dataset).
+//
+// Usage: gradcomp_mpi_training [--scheme ef_sgd|double_squeeze|liec_sgd]
+//          [--compressor top_k|hard_threshold|scaled_sign|blockwise_sign] [--density F]
+//          [--server single|sharded] [--sync-every H] [--steps N] [--batch B] [--lr F]
+//          [--data DIR] [--synthetic] [--every N]
+#include <mpi.h>
+
+#include <gradcomp/comm/mpi.hpp>
+#include <gradcomp/distributed.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <numeric>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fashion_mnist.hpp"
+#include "mlp.hpp"
+
+namespace gc = gradcomp;
+using examples::mlp;
+
+namespace {
+
+struct options {
+  std::string scheme = "double_squeeze";
+  std::string compressor = "top_k";
+  double density = 0.01;  // top_k: k = density * d; hard_threshold: lambda = 1 / (2 sqrt(k))
+  std::string server = "single";
+  std::uint64_t sync_every = 32;
+  int steps = 200;
+  std::size_t batch = 32;
+  double lr = 0.1;
+  std::string data = std::string(fashion_mnist::debian_dir);
+  bool synthetic = false;
+  int every = 20;
+};
+
+options parse(int argc, char** argv) {
+  options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--scheme") o.scheme = value();
+    else if (arg == "--compressor") o.compressor = value();
+    else if (arg == "--density") o.density = std::stod(value());
+    else if (arg == "--server") o.server = value();
+    else if (arg == "--sync-every") o.sync_every = std::stoull(value());
+    else if (arg == "--steps") o.steps = std::stoi(value());
+    else if (arg == "--batch") o.batch = std::stoul(value());
+    else if (arg == "--lr") o.lr = std::stod(value());
+    else if (arg == "--data") o.data = value();
+    else if (arg == "--synthetic") o.synthetic = true;
+    else if (arg == "--every") o.every = std::stoi(value());
+    else throw std::invalid_argument("unknown option " + arg + " (see the header of examples/mpi_training.cpp)");
+  }
+  if (o.scheme != "ef_sgd" && o.scheme != "double_squeeze" && o.scheme != "liec_sgd")
+    throw std::invalid_argument("--scheme must be ef_sgd, double_squeeze or liec_sgd (got " + o.scheme + ")");
+  if (o.server != "single" && o.server != "sharded")
+    throw std::invalid_argument("--server must be single or sharded (got " + o.server + ")");
+  if (!(o.density > 0 && o.density <= 1)) throw std::invalid_argument("--density must be in (0, 1]");
+  if (o.steps < 1 || o.batch < 1 || o.every < 1) throw std::invalid_argument("--steps, --batch and --every must be >= 1");
+  return o;
+}
+
+/// Random images and labels, for runs without the dataset.
+fashion_mnist::labelled_images synthetic(std::size_t count, std::uint64_t seed) {
+  fashion_mnist::labelled_images out;
+  out.x.count = count;
+  out.x.rows = out.x.cols = 28;
+  out.x.pixels.resize(count * mlp::in);
+  out.labels.resize(count);
+  std::mt19937_64 rng(seed);
+  for (std::size_t i = 0; i < count; ++i) {
+    out.labels[i] = static_cast<std::uint8_t>(rng() % fashion_mnist::num_classes);
+    for (std::size_t p = 0; p < mlp::in; ++p)  // a class-dependent stripe, so there is something to learn
+      out.x.pixels[i * mlp::in + p] =
+          static_cast<std::uint8_t>((p / 28) % 10 == out.labels[i] ? 200 + rng() % 56 : rng() % 40);
+  }
+  return out;
+}
+
+/// Trains with `scheme` (already constructed on comm) and prints progress on rank 0.
+template <class Scheme>
+void train(Scheme& scheme, gc::comm::mpi_communicator& comm, const options& o,
+           const fashion_mnist::labelled_images& train_set, const fashion_mnist::labelled_images& test_set) {
+  mlp net;
+  std::vector<float> params = mlp::he_init(42), grad(mlp::size), x;
+  std::vector<std::uint8_t> y;
+  std::vector<std::uint32_t> ids(o.batch);
+  // This rank's slice of the training set, sampled with its own generator.
+  const auto mine = gc::comm::shard_of(train_set.size(), comm.size(), comm.rank());
+  std::mt19937_64 rng(1000 + static_cast<std::uint64_t>(comm.rank()));
+  std::uniform_int_distribution<std::size_t> pick(mine.begin, mine.end - 1);
+  for (int t = 1; t <= o.steps; ++t) {
+    for (auto& id : ids) id = static_cast<std::uint32_t>(pick(rng));
+    examples::gather_batch(train_set, ids, x, y);
+    const double loss = net.loss_and_gradient(params, x, y, grad);
+    scheme.step(gc::exec::seq, std::span<float>(params), std::span<const float>(grad));
+    if (t % o.every != 0 && t != o.steps) continue;
+    // Progress: mean loss over ranks, accuracy of the averaged model, and the bytes a worker
+    // sent and received so far, averaged over ranks (in single-server mode the root's own
+    // messages never leave it, so its count alone would say 0).
+    const gc::traffic& total = scheme.bytes().total;
+    std::vector<double> sums{loss, static_cast<double>(total.uplink), static_cast<double>(total.downlink)};
+    gc::comm::allreduce_sum(comm, std::span<double>(sums));
+    std::vector<float> mean = params;
+    gc::comm::allreduce_sum(comm, std::span<float>(mean));
+    for (float& v : mean) v /= static_cast<float>(comm.size());
+    if (comm.rank() == 0) {
+      const double accuracy = examples::test_accuracy(net, mean, test_set);
+      const double n = comm.size();
+      std::printf(
+          "step %5d  loss %.4f  test accuracy %.4f  per worker: up %.3f MB, down %.3f MB (dense: %.3f MB each way)\n", t,
+          sums[0] / n, accuracy, sums[1] / n / 1e6, sums[2] / n / 1e6,
+          static_cast<double>(t) * mlp::size * sizeof(float) / 1e6);
+      std::fflush(stdout);
+    }
+  }
+}
+
+template <class C>
+void run_with(C compressor, gc::comm::mpi_communicator& comm, const options& o,
+              const fashion_mnist::labelled_images& train_set, const fashion_mnist::labelled_images& test_set) {
+  const gc::server_options server{.mode = o.server == "sharded" ? gc::server_mode::sharded : gc::server_mode::single};
+  if (o.scheme == "ef_sgd") {
+    gc::ef_sgd s(compressor, comm, mlp::size, {.lr = o.lr, .momentum = 0.0});
+    train(s, comm, o, train_set, test_set);
+  } else if (o.scheme == "double_squeeze") {
+    gc::double_squeeze s(compressor, comm, mlp::size, {.lr = o.lr, .server = server});
+    train(s, comm, o, train_set, test_set);
+  } else {
+    gc::liec_sgd s(compressor, comm, mlp::size, {.lr = o.lr, .sync_every = o.sync_every, .server = server});
+    train(s, comm, o, train_set, test_set);
+  }
+}
+
+int run(int argc, char** argv) {
+  const options o = parse(argc, argv);
+  gc::comm::mpi_communicator comm;
+  fashion_mnist::labelled_images train_set, test_set;
+  if (o.synthetic) {
+    train_set = synthetic(4000, 1);
+    test_set = synthetic(1000, 2);
+  } else {
+    train_set = fashion_mnist::load_split(o.data, "train");
+    test_set = fashion_mnist::load_split(o.data, "t10k");
+  }
+  // In sharded mode Top-k keeps k per shard: the same density either way.
+  const std::size_t shard = o.server == "sharded" && o.scheme != "ef_sgd" ? mlp::size / comm.size() : mlp::size;
+  const auto k = static_cast<std::size_t>(std::max(1.0, o.density * static_cast<double>(shard)));
+  if (comm.rank() == 0)
+    std::printf("%s with %s (density %.4g) on %d ranks, server %s, d = %zu, batch %zu per rank, lr %.3g%s\n",
+                o.scheme.c_str(), o.compressor.c_str(), o.density, comm.size(), o.server.c_str(), mlp::size, o.batch, o.lr,
+                o.synthetic ? ", synthetic data" : "");
+  if (o.compressor == "top_k")
+    run_with(gc::top_k{.k = k}, comm, o, train_set, test_set);
+  else if (o.compressor == "hard_threshold")  // the hard-threshold paper's rule for Top-k's volume
+    run_with(gc::hard_threshold{.lambda = 1.0 / (2.0 * std::sqrt(static_cast<double>(k)))}, comm, o, train_set, test_set);
+  else if (o.compressor == "scaled_sign")
+    run_with(gc::scaled_sign{}, comm, o, train_set, test_set);
+  else if (o.compressor == "blockwise_sign")
+    run_with(gc::blockwise_sign{.block_size = 256}, comm, o, train_set, test_set);
+  else
+    throw std::invalid_argument("--compressor must be top_k, hard_threshold, scaled_sign or blockwise_sign");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int code = 0;
+  try {
+    code = run(argc, argv);
+  } catch (const fashion_mnist::missing_data& e) {
+    std::fprintf(stderr, "gradcomp_mpi_training: %s\n  install %s, pass --data DIR, or use --synthetic\n", e.what(),
+                 std::string(fashion_mnist::debian_package).c_str());
+    code = 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "gradcomp_mpi_training: %s\n", e.what());
+    code = 1;
+  }
+  MPI_Finalize();
+  return code;
+}
