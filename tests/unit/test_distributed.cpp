@@ -382,8 +382,19 @@ TEST_CASE("errors: mismatched sizes fail on every rank and leave every rank's st
   expect_error_on_every_rank(4, "the dimension differs across ranks", [](gc::comm::local_communicator& comm) {
     gc::ef_sgd s(gc::top_k{.k = 3}, comm, comm.rank() == 3 ? d + 1 : d);
   });
-  expect_error_on_every_rank(2, "lr must be finite and > 0", [](gc::comm::local_communicator& comm) {
-    gc::double_squeeze s(gc::top_k{.k = 3}, comm, d, {.lr = -1});
+  // Options that are bad on one rank only still fail everywhere (no rank is left waiting).
+  expect_error_on_every_rank(3, "rank 2 failed: gradcomp::double_squeeze: lr must be finite and > 0",
+                             [](gc::comm::local_communicator& comm) {
+                               gc::double_squeeze s(gc::top_k{.k = 3}, comm, d, {.lr = comm.rank() == 2 ? -1.0 : 0.1});
+                             });
+  expect_error_on_every_rank(2, "root 2 is not a rank in [0, 2)", [](gc::comm::local_communicator& comm) {
+    gc::liec_sgd s(gc::top_k{.k = 3}, comm, d, {.lr = 0.1, .server = {.root = comm.rank() == 0 ? 2 : 0}});
+  });
+  expect_error_on_every_rank(2, "momentum must be in [0, 1)", [](gc::comm::local_communicator& comm) {
+    gc::ef_sgd s(gc::top_k{.k = 3}, comm, d, {.lr = 0.1, .momentum = comm.rank() == 1 ? 1.0 : 0.0});
+  });
+  expect_error_on_every_rank(2, "sync_every differs across ranks", [](gc::comm::local_communicator& comm) {
+    gc::liec_sgd s(gc::top_k{.k = 3}, comm, d, {.lr = 0.1, .sync_every = comm.rank() == 1 ? 3u : 4u});
   });
   for (const gc::server_mode mode : {gc::server_mode::single, gc::server_mode::sharded}) {
     gc::comm::local_group::run(3, [&](gc::comm::local_communicator& comm) {

@@ -46,12 +46,8 @@ class double_squeeze {
   /// A worker (and, on serving ranks, a server) for vectors of dimension dim, with
   /// compressor c on the workers and server_c on the server. A collective.
   double_squeeze(C c, ServerC server_c, Comm& comm, std::size_t dim, double_squeeze_options opt = {})
-      : comm_(&comm), opt_(opt), layout_(detail::make_server_layout(opt.server, comm.size(), dim, "double_squeeze")),
-        update_(dim) {
-    detail::check_sgd_options({.lr = opt.lr}, "double_squeeze");
-    comm::agree_on(comm, dim, "double_squeeze", "the dimension");
-    comm::agree_on(comm, static_cast<std::uint64_t>(opt.server.mode), "double_squeeze", "the server mode");
-    comm::agree_on(comm, static_cast<std::uint64_t>(opt.server.root), "double_squeeze", "the server root");
+      : comm_(&comm), opt_(opt), layout_(detail::make_server_layout(opt.server, comm.size(), dim)), update_(dim) {
+    detail::check_bidirectional_setup(comm, opt.lr, opt.server, dim, "double_squeeze");
     for (int s = 0; s < layout_.shards(); ++s) workers_.emplace_back(c, layout_.shard(s).size());
     if (const int s = layout_.served_by(comm.rank()); s >= 0) server_.emplace_back(std::move(server_c), layout_.shard(s).size());
   }

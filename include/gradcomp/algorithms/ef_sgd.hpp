@@ -39,44 +39,10 @@
 #include "../execution.hpp"
 #include "../feedback/error_feedback.hpp"
 #include "exchange.hpp"
+#include "sgd.hpp"
 #include "traffic.hpp"
 
 namespace gradcomp {
-
-/// Where momentum goes in EF-SGD.
-enum class momentum_mode {
-  on_aggregate,  // compress the gradient; one momentum on the aggregated update
-  in_update,     // compress the local momentum update
-};
-
-struct sgd_options {
-  double lr = 0.1;        // the step size gamma (> 0, finite)
-  double momentum = 0.0;  // beta in [0, 1)
-  momentum_mode mode = momentum_mode::on_aggregate;
-};
-
-namespace detail {
-
-inline void check_sgd_options(const sgd_options& opt, const char* where) {
-  if (!(opt.lr > 0.0) || !std::isfinite(opt.lr)) fail(where, "lr must be finite and > 0 (got ", opt.lr, ")");
-  if (!(opt.momentum >= 0.0 && opt.momentum < 1.0)) fail(where, "momentum must be in [0, 1) (got ", opt.momentum, ")");
-}
-
-/// v = beta * v + g (two roundings).
-template <class T>
-GRADCOMP_NO_FP_CONTRACT void momentum_into(T beta, std::span<const T> v, std::span<const T> g, std::span<T> out) {
-  GRADCOMP_NO_FP_CONTRACT_BODY
-  for (std::size_t i = 0; i < out.size(); ++i) out[i] = beta * v[i] + g[i];
-}
-
-/// x -= u.
-template <class T>
-GRADCOMP_NO_FP_CONTRACT void subtract(std::span<T> x, std::span<const T> u) {
-  GRADCOMP_NO_FP_CONTRACT_BODY
-  for (std::size_t i = 0; i < x.size(); ++i) x[i] -= u[i];
-}
-
-}  // namespace detail
 
 template <class C, comm::communicator Comm, std::floating_point T = float>
   requires compressor<C, T>
@@ -88,8 +54,9 @@ class ef_sgd {
   /// A worker of the scheme on this rank, for vectors of dimension dim. A collective: every
   /// rank constructs its worker with the same dim (else gc::error on every rank).
   ef_sgd(C c, Comm& comm, std::size_t dim, sgd_options opt = {})
-      : comm_(&comm), feedback_((detail::check_sgd_options(opt, "ef_sgd"), std::move(c)), dim), opt_(opt),
-        mean_(dim), momentum_(opt.momentum != 0.0 ? dim : 0), next_momentum_(momentum_.size()) {
+      : comm_(&comm), feedback_(std::move(c), dim), opt_(opt), mean_(dim), momentum_(opt.momentum != 0.0 ? dim : 0),
+        next_momentum_(momentum_.size()) {
+    detail::check_on_every_rank(comm, "ef_sgd", [&] { detail::check_sgd_options(opt, "ef_sgd"); });
     comm::agree_on(comm, dim, "ef_sgd", "the dimension");
   }
 

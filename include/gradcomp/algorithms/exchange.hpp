@@ -72,6 +72,21 @@ inline void throw_if_any_failed(const comm::gathered_bytes& frames, const char* 
   for (int r = 0; r < frames.ranks(); ++r) throw_if_failed(frames.from(r), r, where);
 }
 
+/// Runs check() on every rank and exchanges the outcome, so that a check that fails on
+/// some ranks only (a bad option passed on one rank) raises the same gc::error on every
+/// rank instead of leaving the others waiting in the next collective. A collective.
+template <comm::communicator Comm, class Check>
+void check_on_every_rank(Comm& comm, const char* where, Check&& check) {
+  std::vector<std::byte> frame;
+  attempt(frame, [&](std::vector<std::byte>& f) {
+    check();
+    empty_ok_frame(f);
+  });
+  comm::gathered_bytes all;
+  comm.allgatherv(frame, all);
+  throw_if_any_failed(all, where);
+}
+
 /// The payload bytes of an ok frame.
 inline std::span<const std::byte> frame_body(std::span<const std::byte> frame) { return frame.subspan(1); }
 

@@ -69,12 +69,9 @@ class liec_sgd {
 
   /// A worker (and, on serving ranks, a server) for vectors of dimension dim. A collective.
   liec_sgd(C c, ServerC server_c, Comm& comm, std::size_t dim, liec_options opt = {})
-      : comm_(&comm), opt_(opt), layout_(detail::make_server_layout(opt.server, comm.size(), dim, "liec_sgd")),
-        update_(dim), residual_(dim) {
-    detail::check_sgd_options({.lr = opt.lr}, "liec_sgd");
-    comm::agree_on(comm, dim, "liec_sgd", "the dimension");
-    comm::agree_on(comm, static_cast<std::uint64_t>(opt.server.mode), "liec_sgd", "the server mode");
-    comm::agree_on(comm, static_cast<std::uint64_t>(opt.server.root), "liec_sgd", "the server root");
+      : comm_(&comm), opt_(opt), layout_(detail::make_server_layout(opt.server, comm.size(), dim)), update_(dim),
+        residual_(dim) {
+    detail::check_bidirectional_setup(comm, opt.lr, opt.server, dim, "liec_sgd");
     comm::agree_on(comm, opt.sync_every, "liec_sgd", "sync_every");
     workers_.assign(static_cast<std::size_t>(layout_.shards()), c);
     messages_.resize(workers_.size());

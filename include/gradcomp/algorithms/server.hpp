@@ -22,6 +22,7 @@
 #include "../error.hpp"
 #include "../feedback/error_feedback.hpp"
 #include "exchange.hpp"
+#include "sgd.hpp"
 #include "traffic.hpp"
 
 namespace gradcomp {
@@ -54,9 +55,29 @@ struct server_layout {
 
 namespace detail {
 
-inline server_layout make_server_layout(const server_options& opt, int ranks, std::size_t dim, const char* where) {
-  comm::detail::check_root(where, opt.root, ranks);
+/// The layout for opt (its root is checked by check_server_options, on every rank).
+inline server_layout make_server_layout(const server_options& opt, int ranks, std::size_t dim) {
   return {opt.mode, opt.root, ranks, dim};
+}
+
+inline void check_server_options(const server_options& opt, int ranks, const char* where) {
+  if (opt.mode != server_mode::single && opt.mode != server_mode::sharded)
+    fail(where, "server mode ", static_cast<int>(opt.mode), " is not single or sharded");
+  comm::detail::check_root(where, opt.root, ranks);
+}
+
+/// What the bidirectional schemes check at construction, as one collective: the options on
+/// every rank, then that all ranks agree on the dimension and the server placement.
+template <comm::communicator Comm>
+void check_bidirectional_setup(Comm& comm, double lr, const server_options& server, std::size_t dim,
+                               const char* where) {
+  check_on_every_rank(comm, where, [&] {
+    check_sgd_options({.lr = lr}, where);
+    check_server_options(server, comm.size(), where);
+  });
+  comm::agree_on(comm, dim, where, "the dimension");
+  comm::agree_on(comm, static_cast<std::uint64_t>(server.mode), where, "the server mode");
+  comm::agree_on(comm, static_cast<std::uint64_t>(server.root), where, "the server root");
 }
 
 /// Throws the error a server put in a failed down frame, verbatim (it already names the
