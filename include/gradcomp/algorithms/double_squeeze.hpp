@@ -63,7 +63,7 @@ class double_squeeze {
   void step(const Policy& policy, std::span<T> x, std::span<const T> g) {
     const T lr = static_cast<T>(opt_.lr);
     const traffic t = detail::two_way_step<worker_payload>(
-        *comm_, policy, layout_, server_, std::span<const T>(x), g, std::span<T>(update_),
+        *comm_, policy, layout_, server_, buffers_, std::span<const T>(x), g, std::span<T>(update_),
         [&](std::size_t s, std::span<const T> g_s, std::vector<std::byte>& frame) {
           detail::ok_frame(workers_[s].compress(policy, g_s, lr), frame);
         },
@@ -97,6 +97,7 @@ class double_squeeze {
   std::vector<error_feedback<C, T>> workers_;       // one per shard
   std::vector<error_feedback<ServerC, T>> server_;  // the shard this rank serves, if any
   std::vector<T> update_;
+  detail::round_buffers<T, worker_payload, server_payload> buffers_;
   traffic_log traffic_;
 };
 

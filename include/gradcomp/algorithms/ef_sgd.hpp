@@ -87,13 +87,12 @@ class ef_sgd {
     (void)ok;
     traffic t;
     try {
-      comm::gathered_bytes frames;
-      comm_->allgatherv(frame_, frames);
-      detail::throw_if_any_failed(frames, where);
+      comm_->allgatherv(frame_, frames_);
+      detail::throw_if_any_failed(frames_, where);
       if constexpr (detail::is_seeded_sparse_v<payload_type>)
-        t = mean_of_seeded(policy, frames);
+        t = mean_of_seeded(policy, frames_);
       else
-        t = mean_of_messages(policy, frames);
+        t = mean_of_messages(policy, frames_);
     } catch (...) {
       if (compressed) feedback_.undo();
       throw;
@@ -181,7 +180,8 @@ class ef_sgd {
   std::vector<T> momentum_;       // v (on_aggregate: of the mean; in_update: of g)
   std::vector<T> next_momentum_;  // in_update: the new v, committed once the step succeeds
   std::vector<T> values_;         // random-k: the summed values
-  std::vector<std::byte> frame_;
+  std::vector<std::byte> frame_;   // this rank's frame
+  comm::gathered_bytes frames_;    // every rank's frame
   payload_type scratch_;
   traffic_log traffic_;
 };

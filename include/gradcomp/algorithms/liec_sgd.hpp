@@ -117,7 +117,7 @@ class liec_sgd {
   void compressed_step(const Policy& policy, std::span<T> x, std::span<const T> g) {
     std::vector<std::uint64_t> steps_before(workers_.size());
     const traffic t = detail::two_way_step<worker_payload>(
-        *comm_, policy, layout_, server_, std::span<const T>(x), g, std::span<T>(update_),
+        *comm_, policy, layout_, server_, buffers_, std::span<const T>(x), g, std::span<T>(update_),
         [&](std::size_t s, std::span<const T> g_s, std::vector<std::byte>& frame) {
           if constexpr (seeded_compressor<C>) steps_before[s] = workers_[s].step;
           gradcomp::compress(policy, workers_[s], g_s, messages_[s]);
@@ -154,14 +154,16 @@ class liec_sgd {
     detail::throw_if_any_failed(status, where);
 
     const std::size_t d = dim();
-    std::vector<T> both(2 * d);
+    std::vector<T>& both = sync_buffer_;  // [x, g], then their means
+    both.resize(2 * d);
     std::copy(x.begin(), x.end(), both.begin());
     std::copy(g.begin(), g.end(), both.begin() + static_cast<std::ptrdiff_t>(d));
     comm::allreduce_sum(*comm_, std::span<T>(both));
     detail::divide_by(std::span<T>(both), comm_->size());
 
     // e_s, whole, on every rank.
-    std::vector<T> server_error(d, T(0));
+    std::vector<T>& server_error = server_error_;
+    server_error.resize(d);
     traffic t{.uplink = 2 * d * sizeof(T), .downlink = 2 * d * sizeof(T)};
     const int me = comm_->rank();
     if (layout_.mode == server_mode::single) {
@@ -194,6 +196,9 @@ class liec_sgd {
   std::vector<worker_payload> messages_;            // c_i per shard
   std::vector<error_feedback<ServerC, T>> server_;  // the shard this rank serves, if any
   std::vector<T> update_;
+  detail::round_buffers<T, worker_payload, server_payload> buffers_;
+  std::vector<T> sync_buffer_;   // sync steps: [x, g] and their means
+  std::vector<T> server_error_;  // sync steps: e_s, whole
   std::vector<T> residual_;
   std::uint64_t steps_ = 0;
   traffic_log traffic_;

@@ -89,79 +89,89 @@ inline void throw_if_down_failed(std::span<const std::byte> frame) {
   throw error(what);
 }
 
+/// The buffers of one round trip through the server(s). A scheme keeps them across steps,
+/// so that once the message sizes have settled a step allocates nothing.
+template <class T, class WorkerPayload, class ServerPayload>
+struct round_buffers {
+  std::vector<std::vector<std::byte>> up;  // this worker's frame for each shard
+  comm::scattered_bytes send;              // sharded: the up frames, packed for alltoallv
+  comm::gathered_bytes from_workers;       // on a serving rank: every worker's frame for its shard
+  std::vector<T> mean;                     // the mean of the decoded worker messages
+  WorkerPayload worker_message;            // decode scratch
+  std::vector<std::byte> down;             // this rank's server frame (single: root's, after the broadcast)
+  comm::gathered_bytes from_servers;       // sharded: every shard's server frame
+  ServerPayload server_message;            // decode scratch
+};
+
 /// One round trip through the server(s).
-///   up[s]:  this worker's frame for shard s (an ok frame of its message, or a failed frame)
+///   buffers.up[s]: this worker's frame for shard s (an ok frame of its message, or a
+///           failed frame)
 ///   serve(s, mean) -> const ServerPayload&: on the rank that serves shard s, given the mean
 ///           over workers of their decoded messages for s; may throw
 ///   update: receives sum over shards of decode(server message) at the shard's offset
 /// Returns this worker's traffic: messages that leave the rank (up) and server messages
 /// from other ranks (down); a worker's message to a server on its own rank does not travel.
 /// Throws on every rank if any part failed; `served` tells whether serve() returned.
-template <class WorkerPayload, class ServerPayload, class T, comm::communicator Comm, class Policy, class Serve>
+template <class T, class WorkerPayload, class ServerPayload, comm::communicator Comm, class Policy, class Serve>
 traffic server_round(Comm& comm, const Policy& policy, const server_layout& layout,
-                     std::vector<std::vector<std::byte>>& up, Serve&& serve, std::span<T> update, bool& served,
-                     const char* where) {
+                     round_buffers<T, WorkerPayload, ServerPayload>& buffers, Serve&& serve, std::span<T> update,
+                     bool& served, const char* where) {
   const int me = comm.rank();
+  const bool single = layout.mode == server_mode::single;
+  auto& up = buffers.up;
   served = false;
   traffic t;
   // Up: the serving rank(s) collect every worker's frame for their shard.
-  comm::gathered_bytes from_workers;
-  if (layout.mode == server_mode::single) {
-    comm.gatherv(up[0], from_workers, layout.root);
+  if (single) {
+    comm.gatherv(up[0], buffers.from_workers, layout.root);
     if (me != layout.root) t.uplink += frame_body(up[0]).size();
   } else {
-    comm::scattered_bytes send;
     std::vector<std::size_t> sizes(up.size());
     for (std::size_t s = 0; s < up.size(); ++s) sizes[s] = up[s].size();
-    send.resize(sizes);
+    buffers.send.resize(sizes);
     for (std::size_t s = 0; s < up.size(); ++s)
-      std::copy(up[s].begin(), up[s].end(), send.data.begin() + static_cast<std::ptrdiff_t>(send.offsets[s]));
-    comm.alltoallv(send, from_workers);
+      std::copy(up[s].begin(), up[s].end(), buffers.send.data.begin() + static_cast<std::ptrdiff_t>(buffers.send.offsets[s]));
+    comm.alltoallv(buffers.send, buffers.from_workers);
     for (int s = 0; s < layout.shards(); ++s)
       if (s != me) t.uplink += frame_body(up[static_cast<std::size_t>(s)]).size();
   }
   // Serve: mean of the decoded messages, then the server's own compression.
-  std::vector<std::byte> down;
   const int shard = layout.served_by(me);
   if (shard >= 0) {
-    attempt(down, [&](std::vector<std::byte>& frame) {
-      throw_if_any_failed(from_workers, where);
-      const comm::index_range range = layout.shard(shard);
-      std::vector<T> mean(range.size());
-      WorkerPayload scratch;
-      mean_of_frames(policy, from_workers, std::span<T>(mean), scratch);
-      const ServerPayload& m = serve(shard, std::span<const T>(mean));
+    attempt(buffers.down, [&](std::vector<std::byte>& frame) {
+      throw_if_any_failed(buffers.from_workers, where);
+      buffers.mean.resize(layout.shard(shard).size());
+      mean_of_frames(policy, buffers.from_workers, std::span<T>(buffers.mean), buffers.worker_message);
+      const ServerPayload& m = serve(shard, std::span<const T>(buffers.mean));
       served = true;
       ok_frame(m, frame);
     });
   } else {
-    empty_ok_frame(down);
+    empty_ok_frame(buffers.down);
   }
   // Down: every worker gets every server message.
-  comm::gathered_bytes from_servers;
-  if (layout.mode == server_mode::single) {
-    comm.broadcast(down, layout.root);
-    throw_if_down_failed(down);
-    from_servers.resize(std::vector<std::size_t>{down.size()});
-    std::copy(down.begin(), down.end(), from_servers.data.begin());
-    if (me != layout.root) t.downlink += frame_body(down).size();
+  if (single) {
+    comm.broadcast(buffers.down, layout.root);
+    throw_if_down_failed(buffers.down);
+    if (me != layout.root) t.downlink += frame_body(buffers.down).size();
   } else {
-    comm.allgatherv(down, from_servers);
-    for (int s = 0; s < from_servers.ranks(); ++s) throw_if_down_failed(from_servers.from(s));
-    for (int s = 0; s < from_servers.ranks(); ++s)
-      if (s != me) t.downlink += frame_body(from_servers.from(s)).size();
+    comm.allgatherv(buffers.down, buffers.from_servers);
+    for (int s = 0; s < buffers.from_servers.ranks(); ++s) throw_if_down_failed(buffers.from_servers.from(s));
+    for (int s = 0; s < buffers.from_servers.ranks(); ++s)
+      if (s != me) t.downlink += frame_body(buffers.from_servers.from(s)).size();
   }
   std::fill(update.begin(), update.end(), T(0));
-  ServerPayload scratch;
   for (int s = 0; s < layout.shards(); ++s) {
     const comm::index_range range = layout.shard(s);
-    gradcomp::decode_into(frame_body(from_servers.from(s)), scratch);
-    gradcomp::decompress_add(policy, scratch, update.subspan(range.begin, range.size()));
+    const std::span<const std::byte> frame = single ? std::span<const std::byte>(buffers.down) : buffers.from_servers.from(s);
+    gradcomp::decode_into(frame_body(frame), buffers.server_message);
+    gradcomp::decompress_add(policy, buffers.server_message, update.subspan(range.begin, range.size()));
   }
   return t;
 }
 
-/// The step both bidirectional schemes share, around their own worker compression:
+/// The step both bidirectional schemes share, around their own worker compression (with
+/// the scheme's buffers):
 ///   compress_shard(s, g_s, frame): compresses shard s of g into an ok frame (may throw);
 ///   undo_shards(n): takes back the compression of the first n shards.
 /// Checks the lengths of x and g, builds the up frames (a local failure becomes a failed
@@ -172,12 +182,14 @@ traffic server_round(Comm& comm, const Policy& policy, const server_layout& layo
 template <class WorkerPayload, class ServerC, class T, comm::communicator Comm, class Policy, class CompressShard,
           class UndoShards>
 traffic two_way_step(Comm& comm, const Policy& policy, const server_layout& layout,
-                     std::vector<error_feedback<ServerC, T>>& server, std::span<const T> x, std::span<const T> g,
-                     std::span<T> update, CompressShard&& compress_shard, UndoShards&& undo_shards,
-                     const char* where) {
+                     std::vector<error_feedback<ServerC, T>>& server,
+                     round_buffers<T, WorkerPayload, typename error_feedback<ServerC, T>::message_type>& buffers,
+                     std::span<const T> x, std::span<const T> g, std::span<T> update, CompressShard&& compress_shard,
+                     UndoShards&& undo_shards, const char* where) {
   using server_payload = typename error_feedback<ServerC, T>::message_type;
   const auto shards = static_cast<std::size_t>(layout.shards());
-  std::vector<std::vector<std::byte>> up(shards);
+  auto& up = buffers.up;
+  up.resize(shards);
   std::size_t compressed = 0;
   std::vector<std::byte> failure;
   const bool ok = attempt(failure, [&](std::vector<std::byte>&) {
@@ -193,8 +205,8 @@ traffic two_way_step(Comm& comm, const Policy& policy, const server_layout& layo
     for (auto& frame : up) frame = failure;
   bool served = false;
   try {
-    return server_round<WorkerPayload, server_payload>(
-        comm, policy, layout, up,
+    return server_round(
+        comm, policy, layout, buffers,
         [&](int, std::span<const T> mean) -> const server_payload& { return server.front().compress(policy, mean, T(1)); },
         update, served, where);
   } catch (...) {
