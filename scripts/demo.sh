@@ -8,7 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 BUILD_DIR="${BUILD_DIR:-build-demo}"
 
-bash scripts/install-deps.sh demo
+bash scripts/install-deps.sh
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
   -DGRADCOMP_BUILD_TESTS=OFF -DGRADCOMP_BUILD_BENCH=OFF -DGRADCOMP_BUILD_EXAMPLES=ON
 cmake --build "$BUILD_DIR" --target gradcomp_demo -j"$(nproc)"

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs (with apt-get) only the Debian packages that are missing.
-# Usage: scripts/install-deps.sh [demo]
+# Usage: scripts/install-deps.sh
 set -euo pipefail
 
 # libtbb-dev, libhwy-dev: exec::par (gradcomp::tbb); libbenchmark-dev, python3: bench/ and its table script.
 # libopenmpi-dev, openmpi-bin: comm::mpi_communicator (gradcomp::mpi) and the MPI tests.
-packages=(cmake g++ make doctest-dev libtbb-dev libhwy-dev libbenchmark-dev python3 libopenmpi-dev openmpi-bin)
-if [[ "${1:-}" == "demo" ]]; then
-  packages+=(dataset-fashion-mnist gnuplot-nox)
-fi
+# libcli11-dev, dataset-fashion-mnist, gnuplot-nox: gradcomp_reproduce, its data, its plots
+# (the tests run it too, on small slices).
+packages=(cmake g++ make doctest-dev libtbb-dev libhwy-dev libbenchmark-dev python3 libopenmpi-dev openmpi-bin
+          libcli11-dev dataset-fashion-mnist gnuplot-nox)
 
 missing=()
 for pkg in "${packages[@]}"; do

@@ -1,0 +1,411 @@
+#pragma once
+// The non-convex comparison at small scale: the examples' 784-128-10 MLP on all ten classes
+// of Fashion-MNIST, n workers (8 by default) with a batch each per step, and the methods of
+// both papers over the library's schemes:
+//   sgd                          ef_sgd + identity (no compression)
+//   ef_top_k, ef_hard_threshold  ef_sgd (the hard-threshold paper; lambda calibrated to
+//                                Top-k's average density)
+//   ef_scaled_sign               ef_sgd + scaled sign (MEM-SGD, the LIEC paper's one-way baseline)
+//   double_squeeze_{scaled,blockwise}_sign, liec_{scaled,blockwise}_sign
+// Logged: test accuracy of the averaged model, training loss, bytes and error, against
+// epochs and bytes. A collective: every rank calls it with the same arguments.
+#include <gradcomp/distributed.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <random>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "curves.hpp"
+#include "fashion_mnist.hpp"
+#include "mlp.hpp"
+#include "progress.hpp"
+#include "report.hpp"
+#include "util.hpp"
+
+namespace repro {
+
+namespace gc = gradcomp;
+using examples::mlp;
+
+inline const std::vector<std::string>& nonconvex_methods() {
+  static const std::vector<std::string> all{"sgd",
+                                            "ef_top_k",
+                                            "ef_hard_threshold",
+                                            "ef_scaled_sign",
+                                            "double_squeeze_scaled_sign",
+                                            "double_squeeze_blockwise_sign",
+                                            "liec_scaled_sign",
+                                            "liec_blockwise_sign"};
+  return all;
+}
+
+struct nonconvex_settings {
+  int workers = 8;
+  double epochs = 10;
+  std::size_t batch = 32;        // per worker and step
+  double lr = 0.1;
+  double density = 0.01;         // Top-k's k = density * d
+  std::size_t block_size = 256;  // blockwise sign
+  std::uint64_t sync_every = 32;  // LIEC-SGD's H
+  gc::server_mode server = gc::server_mode::single;
+  int seeds = 3;
+  std::uint64_t seed = 1;
+  int points_per_epoch = 2;
+  double calibration_fraction = 0.2;  // hard-threshold's calibration runs, as a fraction of a run
+  double tolerance = 0.05;
+};
+
+struct nonconvex_data {
+  fashion_mnist::labelled_images train, test;
+};
+
+struct nonconvex_plan {
+  std::uint64_t steps = 0, log_every = 0;
+  std::size_t k = 0;
+};
+
+inline nonconvex_plan plan_of(const nonconvex_data& data, const nonconvex_settings& s) {
+  if (s.workers < 1 || s.batch < 1 || !(s.epochs > 0) || s.points_per_epoch < 1)
+    throw std::invalid_argument("workers, batch, epochs and points per epoch must be positive");
+  if (data.train.size() < static_cast<std::size_t>(s.workers))
+    throw std::invalid_argument("fewer training images than workers");
+  const double per_epoch = static_cast<double>(data.train.size()) / (static_cast<double>(s.workers) * s.batch);
+  nonconvex_plan plan;
+  plan.steps = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ceil(s.epochs * per_epoch)));
+  plan.log_every = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::llround(per_epoch / s.points_per_epoch)));
+  plan.k = static_cast<std::size_t>(std::max(1.0, std::round(s.density * static_cast<double>(mlp::size))));
+  return plan;
+}
+
+namespace detail {
+
+/// This worker's elements sent so far and its error this step, per scheme. The error is the
+/// worker's accumulated residual for the EF schemes; LIEC-SGD keeps none, so it reports
+/// lr^2 ||r_i||^2, the error compensated in this step, in the same units (a step).
+struct worker_state {
+  double elements_sent = 0;
+  double error = 0;
+};
+
+template <class C, class Comm>
+worker_state state_of(const gc::ef_sgd<C, Comm, float>& s, double) {
+  return {static_cast<double>(s.feedback().metrics().elements_sent), squared_norm(s.feedback().error())};
+}
+
+template <class C, class Comm, class S>
+worker_state state_of(const gc::double_squeeze<C, Comm, float, S>& s, double) {
+  worker_state w;
+  const int shards = s.layout().mode == gc::server_mode::sharded ? s.layout().ranks : 1;
+  for (int i = 0; i < shards; ++i) {
+    w.elements_sent += static_cast<double>(s.worker(i).metrics().elements_sent);
+    w.error += squared_norm(s.worker(i).error());
+  }
+  return w;
+}
+
+template <class C, class Comm, class S>
+worker_state state_of(const gc::liec_sgd<C, Comm, float, S>& s, double lr) {
+  return {std::numeric_limits<double>::quiet_NaN(), lr * lr * squared_norm(s.last_residual())};
+}
+
+/// LIEC-SGD's replicas differ between synchronisations; the others' stay equal.
+template <class Scheme>
+constexpr bool replicas_differ = false;
+template <class C, class Comm, class S>
+constexpr bool replicas_differ<gc::liec_sgd<C, Comm, float, S>> = true;
+
+}  // namespace detail
+
+/// One training run with `scheme` (constructed on comm). The record is complete on rank 0.
+template <class Scheme, gc::comm::communicator Comm>
+run_outcome train_mlp(Comm& comm, Scheme& scheme, const nonconvex_data& data, const nonconvex_settings& s,
+                      const run_request& req) {
+  const auto start_time = std::chrono::steady_clock::now();
+  mlp net;
+  std::vector<float> params = mlp::he_init(req.seed), grad(mlp::size), x, mean;
+  std::vector<std::uint8_t> y;
+  std::vector<std::uint32_t> ids(s.batch);
+  const auto mine = gc::comm::shard_of(data.train.size(), comm.size(), comm.rank());
+  std::mt19937_64 rng(worker_seed(req.seed, comm.rank()));
+  std::uniform_int_distribution<std::size_t> pick(mine.begin, mine.end - 1);
+  const double n = comm.size();
+
+  run_outcome out;
+  out.record.method = req.method;
+  out.record.seed = req.seed;
+  double loss_since_log = 0, error_since_log = 0, error_total = 0, elements_at_last_log = 0;
+  std::uint64_t step_at_last_log = 0;
+  std::size_t next_log = 0;
+  for (std::uint64_t t = 1; t <= req.steps; ++t) {
+    for (auto& id : ids) id = static_cast<std::uint32_t>(pick(rng));
+    examples::gather_batch(data.train, ids, x, y);
+    loss_since_log += net.loss_and_gradient(params, x, y, grad);
+    scheme.step(gc::exec::seq, std::span<float>(params), std::span<const float>(grad));
+    const auto state = detail::state_of(scheme, s.lr);
+    error_since_log += state.error;
+    error_total += state.error;
+    if (req.bar) req.bar->advance();
+    if (next_log >= req.log_at.size() || req.log_at[next_log] != t) continue;
+    ++next_log;
+    const gc::traffic& bytes = scheme.bytes().total;
+    std::vector<double> sums{state.elements_sent, static_cast<double>(bytes.uplink), static_cast<double>(bytes.downlink),
+                             error_since_log, loss_since_log};
+    gc::comm::allreduce_sum(comm, std::span<double>(sums));
+    error_since_log = loss_since_log = 0;
+    std::span<const float> model = params;
+    if constexpr (detail::replicas_differ<Scheme>) {  // evaluate the averaged model
+      mean = params;
+      gc::comm::allreduce_sum(comm, std::span<float>(mean));
+      for (float& v : mean) v /= static_cast<float>(n);
+      model = mean;
+    }
+    if (comm.rank() != 0) continue;
+    const double interval = static_cast<double>(t - step_at_last_log);
+    log_point point;
+    point.step = t;
+    point.epoch = static_cast<double>(t) * n * static_cast<double>(s.batch) / static_cast<double>(data.train.size());
+    point.elements_sent = sums[0];
+    point.bytes_up = sums[1];
+    point.bytes_down = sums[2];
+    point.mean_error = sums[3] / (n * interval);
+    point.objective = sums[4] / (n * interval);
+    point.elements_per_step = (sums[0] - elements_at_last_log) / interval;
+    point.accuracy = examples::test_accuracy(net, model, data.test);
+    out.record.points.push_back(point);
+    elements_at_last_log = sums[0];
+    step_at_last_log = t;
+  }
+  std::vector<double> totals{detail::state_of(scheme, s.lr).elements_sent, error_total};
+  gc::comm::allreduce_sum(comm, std::span<double>(totals));
+  out.elements_sent = totals[0];
+  out.record.total_error = totals[1] / n;
+  out.record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+  return out;
+}
+
+/// Builds the scheme of `method` on comm and calls f(scheme).
+template <gc::comm::communicator Comm, class F>
+void with_scheme(const std::string& method, Comm& comm, const nonconvex_settings& s, const nonconvex_plan& plan,
+                 double lambda, F&& f) {
+  const std::size_t d = mlp::size;
+  const gc::sgd_options sgd{.lr = s.lr};
+  const gc::server_options server{.mode = s.server};
+  const gc::double_squeeze_options ds{.lr = s.lr, .server = server};
+  const gc::liec_options liec{.lr = s.lr, .sync_every = s.sync_every, .server = server};
+  const gc::blockwise_sign blocks{.block_size = s.block_size};
+  if (method == "sgd") {
+    gc::ef_sgd<gc::identity, Comm, float> scheme(gc::identity{}, comm, d, sgd);
+    f(scheme);
+  } else if (method == "ef_top_k") {
+    gc::ef_sgd<gc::top_k, Comm, float> scheme(gc::top_k{.k = plan.k}, comm, d, sgd);
+    f(scheme);
+  } else if (method == "ef_hard_threshold") {
+    gc::ef_sgd<gc::hard_threshold, Comm, float> scheme(gc::hard_threshold{.lambda = lambda}, comm, d, sgd);
+    f(scheme);
+  } else if (method == "ef_scaled_sign") {
+    gc::ef_sgd<gc::scaled_sign, Comm, float> scheme(gc::scaled_sign{}, comm, d, sgd);
+    f(scheme);
+  } else if (method == "double_squeeze_scaled_sign") {
+    gc::double_squeeze<gc::scaled_sign, Comm, float> scheme(gc::scaled_sign{}, comm, d, ds);
+    f(scheme);
+  } else if (method == "double_squeeze_blockwise_sign") {
+    gc::double_squeeze<gc::blockwise_sign, Comm, float> scheme(blocks, comm, d, ds);
+    f(scheme);
+  } else if (method == "liec_scaled_sign") {
+    gc::liec_sgd<gc::scaled_sign, Comm, float> scheme(gc::scaled_sign{}, comm, d, liec);
+    f(scheme);
+  } else if (method == "liec_blockwise_sign") {
+    gc::liec_sgd<gc::blockwise_sign, Comm, float> scheme(blocks, comm, d, liec);
+    f(scheme);
+  } else {
+    throw std::invalid_argument("unknown method " + method);
+  }
+}
+
+/// Hard-threshold's lambda for Top-k's average density, from short runs (the non-convex runs
+/// are too long to calibrate on whole runs); the whole run's ratio is reported afterwards.
+template <gc::comm::communicator Comm>
+calibration calibrate_mlp_lambda(Comm& comm, const nonconvex_data& data, const nonconvex_settings& s,
+                                 const nonconvex_plan& plan, const std::function<void(const std::string&)>& note) {
+  calibration cal;
+  const std::uint64_t steps =
+      std::max<std::uint64_t>(1, static_cast<std::uint64_t>(s.calibration_fraction * static_cast<double>(plan.steps)));
+  const double target = static_cast<double>(plan.k) * comm.size() * static_cast<double>(steps);
+  double lo = 0, hi = 0, lambda = 1e-3 * s.lr;
+  std::pair<double, double> best{lambda, std::numeric_limits<double>::infinity()};
+  for (int i = 0; i < 30; ++i) {
+    double sent = 0;
+    with_scheme("ef_hard_threshold", comm, s, plan, lambda, [&](auto& scheme) {
+      const run_request req{.method = "calibration", .seed = s.seed, .steps = steps, .log_at = {}, .bar = nullptr};
+      sent = train_mlp(comm, scheme, data, s, req).elements_sent;
+    });
+    const double r = sent / target;
+    ++cal.short_runs;
+    cal.probes.push_back({lambda, r, false});
+    if (note) note("lambda " + format_g(lambda) + ": " + format_g(r) + "x Top-k's elements (short run)");
+    if (!(std::abs(r - 1.0) >= std::abs(best.second - 1.0))) best = {lambda, r};
+    if (std::abs(r - 1.0) <= s.tolerance / 2) break;
+    (r > 1.0 ? lo : hi) = lambda;
+    if (lo > 0 && hi > 0 && hi / lo < 1.0 + 1e-9) break;
+    lambda = lo > 0 && hi > 0 ? std::sqrt(lo * hi) : (r > 1.0 ? lambda * 10 : lambda / 10);
+  }
+  cal.lambda = best.first;
+  cal.ratio = best.second;
+  return cal;
+}
+
+struct nonconvex_method_result {
+  std::string name;
+  std::vector<run_record> runs;
+};
+
+struct nonconvex_result {
+  nonconvex_plan plan;
+  calibration lambda;
+  std::vector<nonconvex_method_result> methods;
+};
+
+template <gc::comm::communicator Comm>
+nonconvex_result run_nonconvex_experiment(Comm& comm, const nonconvex_data& data, const nonconvex_settings& s,
+                                          const std::vector<std::string>& methods) {
+  nonconvex_result result;
+  result.plan = plan_of(data, s);
+  const bool talk = comm.rank() == 0;
+  if (std::find(methods.begin(), methods.end(), "ef_hard_threshold") != methods.end()) {
+    if (talk) std::printf("calibrating hard-threshold's lambda to Top-k's density %.4g (k = %zu)...\n", s.density, result.plan.k);
+    result.lambda = calibrate_mlp_lambda(comm, data, s, result.plan, [&](const std::string& line) {
+      if (talk) std::printf("  %s\n", line.c_str());
+    });
+  }
+  const auto schedule = log_schedule(result.plan.steps, result.plan.log_every);
+  for (const auto& name : methods) {
+    nonconvex_method_result m{name, {}};
+    std::unique_ptr<progress> bar;
+    if (talk) bar = std::make_unique<progress>(name, result.plan.steps * static_cast<std::uint64_t>(s.seeds));
+    for (int i = 0; i < s.seeds; ++i) {
+      with_scheme(name, comm, s, result.plan, result.lambda.lambda, [&](auto& scheme) {
+        const run_request req{.method = name, .seed = s.seed + static_cast<std::uint64_t>(i), .steps = result.plan.steps,
+                              .log_at = schedule, .bar = bar.get()};
+        run_outcome out = train_mlp(comm, scheme, data, s, req);
+        if (bar && !out.record.points.empty())
+          bar->set_note("test accuracy " + format_g(out.record.points.back().accuracy, 3));
+        m.runs.push_back(std::move(out.record));
+      });
+    }
+    if (bar) bar->finish();
+    result.methods.push_back(std::move(m));
+  }
+  return result;
+}
+
+/// Rank 0: CSVs, plots, summary.json and the table.
+inline fs::path write_nonconvex_report(const nonconvex_data& data, const nonconvex_settings& s,
+                                       const nonconvex_result& r, const output_options& out) {
+  fs::create_directories(out.dir);
+  const auto columns = log_columns("train_loss", "test_accuracy");
+  std::vector<method_curve> curves;
+  std::vector<std::vector<fs::path>> csvs;
+  for (const auto& m : r.methods) {
+    std::vector<fs::path> files;
+    for (const auto& run : m.runs) files.push_back(write_run_csv(out.dir, run, columns));
+    csvs.push_back(std::move(files));
+    method_curve c = summarise(m.runs);
+    for (auto& b : c.bytes) b.mean /= s.workers, b.min /= s.workers, b.max /= s.workers;  // per worker
+    curves.push_back(std::move(c));
+  }
+  std::vector<fs::path> plots;
+  if (out.plots) {
+    const std::string what = "MLP 784-128-10 on Fashion-MNIST, " + std::to_string(s.workers) + " workers, batch " +
+                             std::to_string(s.batch);
+    const auto bytes = [](const method_curve& c) -> const std::vector<spread>& { return c.bytes; };
+    const auto accuracy = [](const method_curve& c) -> const std::vector<spread>& { return c.accuracy; };
+    const auto loss = [](const method_curve& c) -> const std::vector<spread>& { return c.objective; };
+    for (const auto& made : {
+             draw({"test accuracy vs epochs: " + what, "epochs", "test accuracy", false, false,
+                   out.dir / "accuracy_vs_epochs.png"},
+                  series_of(curves, bytes, accuracy, true)),
+             draw({"test accuracy vs bytes: " + what, "bytes per worker, up + down (cumulative)", "test accuracy", true,
+                   false, out.dir / "accuracy_vs_bytes.png"},
+                  series_of(curves, bytes, accuracy)),
+             draw({"training loss vs epochs: " + what, "epochs", "training loss (mean over the interval)", false, true,
+                   out.dir / "loss_vs_epochs.png"},
+                  series_of(curves, bytes, loss, true)),
+         })
+      if (!made.empty()) plots.push_back(made);
+  }
+  json_writer j;
+  j.begin_object();
+  j.key("experiment").value("nonconvex");
+  j.key("dataset").value("fashion-mnist");
+  j.key("train_samples").value(static_cast<std::uint64_t>(data.train.size()));
+  j.key("test_samples").value(static_cast<std::uint64_t>(data.test.size()));
+  j.key("dim").value(static_cast<std::uint64_t>(mlp::size));
+  j.key("workers").value(s.workers);
+  j.key("batch").value(static_cast<std::uint64_t>(s.batch));
+  j.key("lr").value(s.lr);
+  j.key("epochs").value(s.epochs);
+  j.key("steps").value(static_cast<std::uint64_t>(r.plan.steps));
+  j.key("seeds").value(s.seeds);
+  j.key("k").value(static_cast<std::uint64_t>(r.plan.k));
+  j.key("sync_every").value(static_cast<std::uint64_t>(s.sync_every));
+  j.key("server").value(s.server == gc::server_mode::single ? "single" : "sharded");
+  if (r.lambda.lambda > 0) {
+    j.key("calibration").begin_object();
+    j.key("lambda").value(r.lambda.lambda);
+    j.key("short_run_ratio").value(r.lambda.ratio);
+    j.key("short_runs").value(r.lambda.short_runs);
+    j.end_object();
+  }
+  j.key("methods").begin_array();
+  for (std::size_t i = 0; i < r.methods.size(); ++i) {
+    const auto& runs = r.methods[i].runs;
+    j.begin_object();
+    j.key("name").value(r.methods[i].name);
+    write_spread(j, "elements_sent", spread_of(runs, [](const run_record& x) { return x.last().elements_sent; }));
+    write_spread(j, "bytes", spread_of(runs, [](const run_record& x) { return x.last().bytes_up + x.last().bytes_down; }));
+    write_spread(j, "bytes_per_worker",
+                 spread_of(runs, [&](const run_record& x) { return (x.last().bytes_up + x.last().bytes_down) / s.workers; }));
+    write_spread(j, "final_accuracy", spread_of(runs, [](const run_record& x) { return x.last().accuracy; }));
+    write_spread(j, "final_train_loss", spread_of(runs, [](const run_record& x) { return x.last().objective; }));
+    write_spread(j, "total_error", spread_of(runs, [](const run_record& x) { return x.total_error; }));
+    j.key("csv").begin_array();
+    for (const auto& f : csvs[i]) j.value(f.filename().string());
+    j.end_array();
+    j.end_object();
+  }
+  j.end_array();
+  j.key("plots").begin_array();
+  for (const auto& f : plots) j.value(f.filename().string());
+  j.end_array();
+  j.end_object();
+  const fs::path summary = out.dir / "summary.json";
+  j.write(summary);
+
+  std::printf("\nMLP on Fashion-MNIST: %d workers, batch %zu, lr %.3g, %llu steps (%.3g epochs), %d seed(s)\n", s.workers,
+              s.batch, s.lr, static_cast<unsigned long long>(r.plan.steps), s.epochs, s.seeds);
+  std::printf("%-30s %14s %16s %14s %12s\n", "method", "test accuracy", "bytes per worker", "elements sent", "train loss");
+  for (const auto& m : r.methods) {
+    const auto acc = spread_of(m.runs, [](const run_record& x) { return x.last().accuracy; });
+    const auto b = spread_of(m.runs, [&](const run_record& x) { return (x.last().bytes_up + x.last().bytes_down) / s.workers; });
+    const auto e = spread_of(m.runs, [](const run_record& x) { return x.last().elements_sent; });
+    const auto l = spread_of(m.runs, [](const run_record& x) { return x.last().objective; });
+    std::printf("%-30s %14.4f %16s %14.4g %12.4f\n", m.name.c_str(), acc.mean, format_bytes(b.mean).c_str(), e.mean, l.mean);
+  }
+  std::printf("\nresults in %s (summary.json, one CSV per run%s", out.dir.string().c_str(), plots.empty() ? ")\n" : ", plots:");
+  for (const auto& f : plots) std::printf("\n  %s", f.string().c_str());
+  if (!plots.empty()) std::printf(")\n");
+  std::fflush(stdout);
+  return summary;
+}
+
+}  // namespace repro

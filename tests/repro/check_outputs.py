@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""Checks what gradcomp_reproduce wrote to --out (ctest label repro).
+
+  check_outputs.py convex DIR      summary.json, every CSV and PNG of a convex run; the
+                                   calibrated hard-threshold sent Top-k's elements within the
+                                   tolerance (mean over seeds)
+  check_outputs.py nonconvex DIR   the same for a non-convex run
+  check_outputs.py same DIR_A DIR_B  the two runs wrote byte-identical CSV files (MPI vs simulated)
+
+Exits 1 with a message naming the file and what is wrong.
+"""
+import csv
+import json
+import math
+import os
+import sys
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+COLUMNS = {
+    "convex": ["step", "epoch", "elements_sent", "bytes_up", "bytes_down", "suboptimality", "mean_error_sq",
+               "elements_per_step", "train_accuracy"],
+    "nonconvex": ["step", "epoch", "elements_sent", "bytes_up", "bytes_down", "train_loss", "mean_error_sq",
+                  "elements_per_step", "test_accuracy"],
+}
+
+
+def fail(message):
+    print("check_outputs: " + message)
+    sys.exit(1)
+
+
+def read_csv(path, kind):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        fail(f"{path}: empty")
+    if rows[0] != COLUMNS[kind]:
+        fail(f"{path}: header {rows[0]} is not {COLUMNS[kind]}")
+    table = []
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) != len(COLUMNS[kind]):
+            fail(f"{path}:{n}: {len(row)} fields, expected {len(COLUMNS[kind])}")
+        try:
+            table.append([float(v) for v in row])
+        except ValueError:
+            fail(f"{path}:{n}: not a number in {row}")
+    if not table:
+        fail(f"{path}: no rows")
+    return table
+
+
+def check_run_csv(path, kind, steps, method):
+    table = read_csv(path, kind)
+    col = {name: i for i, name in enumerate(COLUMNS[kind])}
+    last_step = 0
+    for n, row in enumerate(table, start=2):
+        step = row[col["step"]]
+        if step <= last_step:
+            fail(f"{path}:{n}: step {step} does not increase")
+        last_step = step
+        for name in ("epoch", "bytes_up", "bytes_down", "mean_error_sq"):
+            if not (row[col[name]] >= 0 and math.isfinite(row[col[name]])):
+                fail(f"{path}:{n}: {name} = {row[col[name]]}")
+        accuracy = row[col[COLUMNS[kind][-1]]]
+        if not 0 <= accuracy <= 1:
+            fail(f"{path}:{n}: accuracy {accuracy} outside [0, 1]")
+        objective = row[col[COLUMNS[kind][5]]]
+        if not math.isfinite(objective) or objective < -1e-9:
+            fail(f"{path}:{n}: {COLUMNS[kind][5]} = {objective}")
+        if method == "sgd" and row[col["mean_error_sq"]] != 0:
+            fail(f"{path}:{n}: uncompressed SGD has a residual {row[col['mean_error_sq']]}")
+    if int(last_step) != steps:
+        fail(f"{path}: last step {last_step}, the run has {steps}")
+
+
+def check_dir(kind, directory):
+    summary_path = os.path.join(directory, "summary.json")
+    try:
+        with open(summary_path) as f:
+            summary = json.load(f)
+    except (OSError, ValueError) as e:
+        fail(f"{summary_path}: {e}")
+    if summary.get("experiment") != kind:
+        fail(f"{summary_path}: experiment is {summary.get('experiment')}, expected {kind}")
+    methods = {m["name"]: m for m in summary["methods"]}
+    if not methods:
+        fail(f"{summary_path}: no methods")
+    for name, m in methods.items():
+        if len(m["csv"]) != summary["seeds"]:
+            fail(f"{summary_path}: {name} has {len(m['csv'])} CSV files for {summary['seeds']} seeds")
+        for file in m["csv"]:
+            check_run_csv(os.path.join(directory, file), kind, summary["steps"], name)
+        for key in ("elements_sent", "bytes", "total_error"):
+            s = m[key]
+            if s["mean"] is not None and not (s["min"] <= s["mean"] <= s["max"]):
+                fail(f"{summary_path}: {name}.{key} mean {s['mean']} outside [{s['min']}, {s['max']}]")
+    if not summary["plots"]:
+        fail(f"{summary_path}: no plots listed")
+    for file in summary["plots"]:
+        path = os.path.join(directory, file)
+        with open(path, "rb") as f:
+            if f.read(8) != PNG_SIGNATURE:
+                fail(f"{path}: not a PNG file")
+        if os.path.getsize(path) < 1000:
+            fail(f"{path}: only {os.path.getsize(path)} bytes")
+    if kind == "convex" and "ef_hard_threshold" in methods and "ef_top_k" in methods:
+        tolerance = summary["calibration"]["tolerance"]
+        top_k = methods["ef_top_k"]["elements_sent"]
+        hard = methods["ef_hard_threshold"]["elements_sent"]
+        expected = summary["k"] * summary["workers"] * summary["steps"]
+        if top_k["min"] != expected or top_k["max"] != expected:
+            fail(f"{summary_path}: Top-k sent {top_k}, expected k * n * steps = {expected}")
+        if abs(hard["mean"] / expected - 1) > tolerance:
+            fail(f"{summary_path}: hard-threshold's elements (mean over seeds {hard['mean']}) are not within "
+                 f"{tolerance:.0%} of Top-k's {expected}")
+        print(f"check_outputs: lambda {summary['calibration']['lambda']:.6g} matches Top-k's volume: "
+              f"{hard['mean'] / expected:.4f}x on average, seeds {hard['min'] / expected:.4f}..{hard['max'] / expected:.4f}x "
+              f"(tolerance {tolerance})")
+    print(f"check_outputs: {directory}: {len(methods)} methods, {sum(len(m['csv']) for m in methods.values())} "
+          f"CSV files, {len(summary['plots'])} PNG plots, summary.json: all well-formed")
+
+
+def check_same(a, b):
+    files = sorted(f for f in os.listdir(a) if f.endswith(".csv"))
+    if not files:
+        fail(f"{a}: no CSV files")
+    if files != sorted(f for f in os.listdir(b) if f.endswith(".csv")):
+        fail(f"{a} and {b} hold different CSV files")
+    for f in files:
+        with open(os.path.join(a, f), "rb") as x, open(os.path.join(b, f), "rb") as y:
+            if x.read() != y.read():
+                fail(f"{f} differs between {a} and {b}")
+    print(f"check_outputs: {len(files)} CSV files identical in {a} and {b}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] in COLUMNS:
+        check_dir(sys.argv[1], sys.argv[2])
+    elif len(sys.argv) == 4 and sys.argv[1] == "same":
+        check_same(sys.argv[2], sys.argv[3])
+    else:
+        fail(__doc__)
