@@ -359,10 +359,21 @@ inline fs::path write_nonconvex_report(const nonconvex_data& data, const nonconv
   j.key("k").value(static_cast<std::uint64_t>(r.plan.k));
   j.key("sync_every").value(static_cast<std::uint64_t>(s.sync_every));
   j.key("server").value(s.server == gc::server_mode::single ? "single" : "sharded");
+  // How well the short-run calibration matched Top-k's volume over the whole runs.
+  double whole_run_ratio = std::numeric_limits<double>::quiet_NaN();
+  {
+    const auto elements_of = [&](const char* name) {
+      for (const auto& m : r.methods)
+        if (m.name == name) return spread_of(m.runs, [](const run_record& x) { return x.last().elements_sent; }).mean;
+      return std::numeric_limits<double>::quiet_NaN();
+    };
+    whole_run_ratio = elements_of("ef_hard_threshold") / elements_of("ef_top_k");
+  }
   if (r.lambda.lambda > 0) {
     j.key("calibration").begin_object();
     j.key("lambda").value(r.lambda.lambda);
     j.key("short_run_ratio").value(r.lambda.ratio);
+    j.key("whole_run_ratio").value(whole_run_ratio);
     j.key("short_runs").value(r.lambda.short_runs);
     j.end_object();
   }
@@ -401,6 +412,9 @@ inline fs::path write_nonconvex_report(const nonconvex_data& data, const nonconv
     const auto l = spread_of(m.runs, [](const run_record& x) { return x.last().objective; });
     std::printf("%-30s %14.4f %16s %14.4g %12.4f\n", m.name.c_str(), acc.mean, format_bytes(b.mean).c_str(), e.mean, l.mean);
   }
+  if (std::isfinite(whole_run_ratio))
+    std::printf("hard-threshold (lambda %.4g) sent %.3fx Top-k's elements over the whole runs\n", r.lambda.lambda,
+                whole_run_ratio);
   std::printf("\nresults in %s (summary.json, one CSV per run%s", out.dir.string().c_str(), plots.empty() ? ")\n" : ", plots:");
   for (const auto& f : plots) std::printf("\n  %s", f.string().c_str());
   if (!plots.empty()) std::printf(")\n");
