@@ -42,11 +42,11 @@ enum class start_point { zero, near_optimum };
 
 /// The experiment's knobs (the CLI fills them; the defaults are the paper's where it has one).
 struct convex_settings {
-  int workers = 20;                   // n (with MPI: the number of ranks)
-  double epochs = 10;                 // passes over the training set by all workers together
-  std::size_t k = 0;                  // Top-k's k; 0: k_fraction * d, at least 1
-  double k_fraction = 0.002;          // the paper's "k very small": 0.2% of d
-  int seeds = 3;                      // runs per method, seeds seed, seed+1, ...
+  int workers = 20;           // n (with MPI: the number of ranks)
+  double epochs = 10;         // passes over the training set by all workers together
+  std::size_t k = 0;          // Top-k's k; 0: k_fraction * d, at least 1
+  double k_fraction = 0.002;  // the paper's "k very small": 0.2% of d
+  int seeds = 3;              // runs per method, seeds seed, seed+1, ...
   std::uint64_t seed = 1;
   start_point start = start_point::zero;
   double start_offset = 0.01;         // near_optimum: x0 = x* + start_offset * (1, ..., 1)
@@ -92,7 +92,8 @@ inline convex_plan plan_of(const convex_problem& p, const convex_settings& s) {
   plan.log_every = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::llround(per_epoch / s.points_per_epoch)));
   const std::size_t d = p.data.dim();
   plan.k = s.k ? s.k : static_cast<std::size_t>(std::max(1.0, std::round(s.k_fraction * static_cast<double>(d))));
-  if (plan.k > d) throw std::invalid_argument("k = " + std::to_string(plan.k) + " exceeds the dimension " + std::to_string(d));
+  if (plan.k > d)
+    throw std::invalid_argument("k = " + std::to_string(plan.k) + " exceeds the dimension " + std::to_string(d));
   return plan;
 }
 
@@ -163,11 +164,12 @@ run_outcome run_convex(Comm& comm, const convex_problem& p, const convex_setting
 }
 
 /// Finds lambda such that EF hard-threshold sends, over whole runs (mean over the seeds), the
-/// same number of elements as EF Top-k (k * n per step) within tolerance / 2. The count falls as lambda grows, so this is
-/// a bisection on log(lambda): first over short runs (calibration_fraction of the steps) to
-/// get close cheaply, then over full runs, since hard-threshold sends more early on, when
-/// the gradients are large, and a short run's rate overstates the whole run's. Every rank
-/// sees the same summed counts, so every rank takes the same decisions. A collective.
+/// same number of elements as EF Top-k (k * n per step) within tolerance / 2. The count
+/// falls as lambda grows, so this is a bisection on log(lambda): first over short runs
+/// (calibration_fraction of the steps) to get close cheaply, then over full runs, since
+/// hard-threshold sends more early on, when the gradients are large, and a short run's rate
+/// overstates the whole run's. Every rank sees the same summed counts, so every rank takes
+/// the same decisions. A collective.
 template <gc::comm::communicator Comm>
 calibration calibrate_lambda(Comm& comm, const convex_problem& p, const convex_settings& s, const convex_plan& plan,
                              const std::function<void(const std::string&)>& note = {}) {
@@ -179,14 +181,18 @@ calibration calibrate_lambda(Comm& comm, const convex_problem& p, const convex_s
     const int seeds = full ? s.seeds : 1;
     double sent = 0;
     for (int i = 0; i < seeds; ++i) {
-      const run_request req{.method = "calibration", .seed = s.seed + static_cast<std::uint64_t>(i), .steps = steps,
-                            .log_at = {}, .bar = nullptr};
+      const run_request req{.method = "calibration",
+                            .seed = s.seed + static_cast<std::uint64_t>(i),
+                            .steps = steps,
+                            .log_at = {},
+                            .bar = nullptr};
       sent += run_convex(comm, p, s, gc::hard_threshold{.lambda = lambda}, req).elements_sent;
     }
     const double r = sent / (per_step * static_cast<double>(steps) * seeds);
     (full ? cal.full_runs : cal.short_runs) += seeds;
     cal.probes.push_back({lambda, r, full});
-    if (note) note("lambda " + format_g(lambda) + ": " + format_g(r) + "x Top-k's elements" + (full ? "" : " (short run)"));
+    if (note)
+      note("lambda " + format_g(lambda) + ": " + format_g(r) + "x Top-k's elements" + (full ? "" : " (short run)"));
     return r;
   };
   // Bisection on log(lambda) within [lo, hi] (lo sends too many, hi too few), widening the

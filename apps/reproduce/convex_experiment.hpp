@@ -17,7 +17,7 @@ namespace repro {
 /// What the runs gave, per method (rank 0; the other ranks get the methods' names only).
 struct convex_method_result {
   std::string name;
-  std::string compressor;   // e.g. "top_k k=2", "hard_threshold lambda=0.0123"
+  std::string compressor;  // e.g. "top_k k=2", "hard_threshold lambda=0.0123"
   std::vector<run_record> runs;
   std::vector<double> elements_sent;  // per seed
 };
@@ -37,14 +37,17 @@ convex_method_result run_method(Comm& comm, const convex_problem& p, const conve
   convex_method_result result{name, description, {}, {}};
   const auto schedule = log_schedule(plan.steps, plan.log_every);
   std::unique_ptr<progress> bar;
-  if (comm.rank() == 0)
-    bar = std::make_unique<progress>(name, plan.steps * static_cast<std::uint64_t>(s.seeds));
+  if (comm.rank() == 0) bar = std::make_unique<progress>(name, plan.steps * static_cast<std::uint64_t>(s.seeds));
   for (int i = 0; i < s.seeds; ++i) {
-    const run_request req{.method = name, .seed = s.seed + static_cast<std::uint64_t>(i), .steps = plan.steps,
-                          .log_at = schedule, .bar = bar.get()};
+    const run_request req{.method = name,
+                          .seed = s.seed + static_cast<std::uint64_t>(i),
+                          .steps = plan.steps,
+                          .log_at = schedule,
+                          .bar = bar.get()};
     run_outcome out = run_convex(comm, p, s, compressor, req);
-    if (bar) bar->set_note("seed " + std::to_string(i + 1) + "/" + std::to_string(s.seeds) + ": f-f* " +
-                           format_g(out.record.points.back().objective));
+    if (bar)
+      bar->set_note("seed " + std::to_string(i + 1) + "/" + std::to_string(s.seeds) + ": f-f* " +
+                    format_g(out.record.points.back().objective));
     result.elements_sent.push_back(out.elements_sent);
     result.runs.push_back(std::move(out.record));
   }
@@ -66,7 +69,9 @@ convex_result run_convex_experiment(Comm& comm, const convex_problem& p, const c
   const auto wants = [&](const char* m) { return std::find(which.begin(), which.end(), m) != which.end(); };
   const bool talk = comm.rank() == 0;
   if (wants("hard_threshold")) {
-    if (talk) std::printf("calibrating hard-threshold's lambda to Top-k's volume (k = %zu, %d workers)...\n", plan.k, comm.size());
+    if (talk)
+      std::printf("calibrating hard-threshold's lambda to Top-k's volume (k = %zu, %d workers)...\n", plan.k,
+                  comm.size());
     const auto say = [&](const std::string& line) {
       if (talk) std::printf("  %s\n", line.c_str());
     };
@@ -76,8 +81,8 @@ convex_result run_convex_experiment(Comm& comm, const convex_problem& p, const c
   if (wants("sgd"))
     result.methods.push_back(detail::run_method(comm, p, s, plan, "sgd", "identity (no compression)", gc::identity{}));
   if (wants("top_k"))
-    result.methods.push_back(detail::run_method(comm, p, s, plan, "ef_top_k", "top_k k=" + std::to_string(plan.k),
-                                                gc::top_k{.k = plan.k}));
+    result.methods.push_back(
+        detail::run_method(comm, p, s, plan, "ef_top_k", "top_k k=" + std::to_string(plan.k), gc::top_k{.k = plan.k}));
   if (wants("hard_threshold"))
     result.methods.push_back(detail::run_method(comm, p, s, plan, "ef_hard_threshold",
                                                 "hard_threshold lambda=" + format_g(result.lambda.lambda, 6),
@@ -93,35 +98,28 @@ inline fs::path write_convex_report(const convex_problem& p, const convex_settin
   std::vector<method_curve> curves;
   std::vector<std::vector<fs::path>> csvs;
   for (const auto& m : r.methods) {
-    std::vector<fs::path> files;
-    for (const auto& run : m.runs) files.push_back(write_run_csv(out.dir, run, columns));
-    csvs.push_back(std::move(files));
+    csvs.push_back(write_run_csvs(out.dir, m.runs, columns));
     curves.push_back(summarise(m.runs));
   }
 
-  std::vector<fs::path> plots;
-  if (out.plots) {
-    const std::string what = p.data.name + ", " + std::to_string(s.workers) + " workers, batch 1";
-    const auto elements = [](const method_curve& c) -> const std::vector<spread>& { return c.elements_sent; };
-    const auto subopt = [](const method_curve& c) -> const std::vector<spread>& { return c.objective; };
-    const auto error = [](const method_curve& c) -> const std::vector<spread>& { return c.mean_error; };
-    const auto per_step = [](const method_curve& c) -> const std::vector<spread>& { return c.elements_per_step; };
-    for (const auto& made : {
-             draw({"f(x) - f* vs elements sent: " + what, "elements sent (all workers, cumulative)", "f(x) - f*", true, true,
-                   out.dir / "suboptimality_vs_elements.png"},
-                  series_of(curves, elements, subopt)),
-             draw({"f(x) - f* vs epochs: " + what, "epochs", "f(x) - f*", false, true,
-                   out.dir / "suboptimality_vs_epochs.png"},
-                  series_of(curves, elements, subopt, true)),
-             draw({"error-feedback residual vs epochs: " + what, "epochs", "mean over workers of ||e||^2", true, true,
-                   out.dir / "error_vs_epochs.png"},
-                  series_of(curves, elements, error, true)),
-             draw({"elements sent per step: " + what, "epochs", "elements per step (all workers)", true, true,
-                   out.dir / "elements_per_step.png"},
-                  series_of(curves, elements, per_step, true)),
-         })
-      if (!made.empty()) plots.push_back(made);
-  }
+  const std::string what = p.data.name + ", " + std::to_string(s.workers) + " workers, batch 1";
+  const auto elements = [](const method_curve& c) -> const std::vector<spread>& { return c.elements_sent; };
+  const auto subopt = [](const method_curve& c) -> const std::vector<spread>& { return c.objective; };
+  const auto error = [](const method_curve& c) -> const std::vector<spread>& { return c.mean_error; };
+  const auto per_step = [](const method_curve& c) -> const std::vector<spread>& { return c.elements_per_step; };
+  const std::vector<fs::path> plots = draw_all(
+      out,
+      {{{"f(x) - f* vs elements sent: " + what, "elements sent (all workers, cumulative)", "f(x) - f*", true, true,
+         out.dir / "suboptimality_vs_elements.png"},
+        series_of(curves, elements, subopt)},
+       {{"f(x) - f* vs epochs: " + what, "epochs", "f(x) - f*", false, true, out.dir / "suboptimality_vs_epochs.png"},
+        series_of(curves, elements, subopt, true)},
+       {{"error-feedback residual vs epochs: " + what, "epochs", "mean over workers of ||e||^2", true, true,
+         out.dir / "error_vs_epochs.png"},
+        series_of(curves, elements, error, true)},
+       {{"elements sent per step: " + what, "epochs", "elements per step (all workers)", true, true,
+         out.dir / "elements_per_step.png"},
+        series_of(curves, elements, per_step, true)}});
 
   // summary.json
   json_writer j;
@@ -160,24 +158,18 @@ inline fs::path write_convex_report(const convex_problem& p, const convex_settin
     j.key("name").value(m.name);
     j.key("compressor").value(m.compressor);
     write_spread(j, "elements_sent", spread_of(runs, [](const run_record& x) { return x.last().elements_sent; }));
-    write_spread(j, "bytes", spread_of(runs, [](const run_record& x) { return x.last().bytes_up + x.last().bytes_down; }));
+    write_spread(j, "bytes",
+                 spread_of(runs, [](const run_record& x) { return x.last().bytes_up + x.last().bytes_down; }));
     write_spread(j, "bytes_up", spread_of(runs, [](const run_record& x) { return x.last().bytes_up; }));
     write_spread(j, "final_suboptimality", spread_of(runs, [](const run_record& x) { return x.last().objective; }));
     write_spread(j, "last_epoch_suboptimality", tail_objective(runs, last_epoch));
     write_spread(j, "total_error", spread_of(runs, [](const run_record& x) { return x.total_error; }));
     write_spread(j, "final_train_accuracy", spread_of(runs, [](const run_record& x) { return x.last().accuracy; }));
-    j.key("csv").begin_array();
-    for (const auto& f : csvs[i]) j.value(f.filename().string());
-    j.end_array();
+    write_file_names(j, "csv", csvs[i]);
     j.end_object();
   }
   j.end_array();
-  j.key("plots").begin_array();
-  for (const auto& f : plots) j.value(f.filename().string());
-  j.end_array();
-  j.end_object();
-  const fs::path summary = out.dir / "summary.json";
-  j.write(summary);
+  const fs::path summary = finish_summary(j, out.dir, plots);
 
   // The table.
   std::printf("\n%s: d = %zu, m = %zu, %d workers, %llu steps (%.3g epochs), %d seed(s); f* = %.12g\n",
@@ -195,11 +187,7 @@ inline fs::path write_convex_report(const convex_problem& p, const convex_settin
     std::printf("%-18s %-30s %14.4g %12s %26s %12.3g %12.3g\n", m.name.c_str(), m.compressor.c_str(), e.mean,
                 format_bytes(b.mean).c_str(), range.c_str(), tail.mean, err.mean);
   }
-  std::printf("\nresults in %s (summary.json, one CSV per run", out.dir.string().c_str());
-  std::printf(plots.empty() ? ")\n" : ", plots:");
-  for (const auto& f : plots) std::printf("\n  %s", f.string().c_str());
-  if (!plots.empty()) std::printf(")\n");
-  std::fflush(stdout);
+  print_where(out.dir, plots);
   return summary;
 }
 

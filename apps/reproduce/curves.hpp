@@ -104,7 +104,9 @@ inline method_curve summarise(const std::vector<run_record>& runs) {
     if (r.points.size() != n)
       throw std::logic_error("summarise: the runs of " + c.method + " logged different numbers of points");
   for (std::size_t i = 0; i < n; ++i) {
-    const auto at = [&](auto field) { return spread_of(runs, [&](const run_record& r) { return field(r.points[i]); }); };
+    const auto at = [&](auto field) {
+      return spread_of(runs, [&](const run_record& r) { return field(r.points[i]); });
+    };
     c.step.push_back(static_cast<double>(runs.front().points[i].step));
     c.epoch.push_back(runs.front().points[i].epoch);
     c.elements_sent.push_back(at([](const log_point& p) { return p.elements_sent; }));
@@ -151,7 +153,7 @@ struct run_outcome {
 /// How lambda was found.
 struct calibration {
   double lambda = 0;
-  double ratio = 0;        // elements sent by hard-threshold / by Top-k (full runs: mean over seeds)
+  double ratio = 0;  // elements sent by hard-threshold / by Top-k (full runs: mean over seeds)
   int short_runs = 0;
   int full_runs = 0;
   struct probe {

@@ -85,10 +85,14 @@ inline number_status parse_double(std::string_view s, double& out) {
 /// What is wrong with a number, for messages such as "label 'x' is not a number".
 inline std::string number_problem(number_status s) {
   switch (s) {
-    case number_status::junk: return "is not a number";
-    case number_status::out_of_range: return "is out of the range of double";
-    case number_status::not_finite: return "is not finite (a finite number was expected)";
-    case number_status::ok: break;
+    case number_status::junk:
+      return "is not a number";
+    case number_status::out_of_range:
+      return "is out of the range of double";
+    case number_status::not_finite:
+      return "is not finite (a finite number was expected)";
+    case number_status::ok:
+      break;
   }
   return "is fine";
 }
@@ -151,9 +155,8 @@ inline binary_dataset parse_libsvm(std::istream& in, const std::string& name, st
       throw fail("label '" + std::string(label_text) + "' " + detail::number_problem(s));
     if (std::find(classes, classes + n_classes, label) == classes + n_classes) {
       if (n_classes == 2)
-        throw fail("third distinct label '" + std::string(label_text) + "' after " +
-                   detail::format_number(classes[0]) + " and " + detail::format_number(classes[1]) +
-                   "; expected exactly two classes");
+        throw fail("third distinct label '" + std::string(label_text) + "' after " + detail::format_number(classes[0]) +
+                   " and " + detail::format_number(classes[1]) + "; expected exactly two classes");
       classes[n_classes++] = label;
     }
 

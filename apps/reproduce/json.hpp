@@ -77,7 +77,8 @@ class json_writer {
       out_ += "null";
     } else {
       char buf[64];
-      out_.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));  // (pointer, count): GCC 12 warns falsely on the iterator pair
+      out_.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr -
+                                                buf));  // (pointer, count): GCC 12 warns falsely on the iterator pair
     }
     after_scalar();
     return *this;
@@ -90,10 +91,7 @@ class json_writer {
   /// Other integer types (long long, unsigned, short...), which would otherwise be ambiguous.
   /// Not bool (its own overload) nor char (more likely a mistake than a number).
   template <std::integral T>
-    requires(!std::same_as<T, bool> && !std::same_as<T, char>)
-  json_writer& value(T v) {
-    return integer(v);
-  }
+  requires(!std::same_as<T, bool> && !std::same_as<T, char>) json_writer& value(T v) { return integer(v); }
 
   json_writer& value(bool v) {
     before_value("value()");
@@ -203,7 +201,8 @@ class json_writer {
   json_writer& integer(T v) {
     before_value("value()");
     char buf[32];
-    out_.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr - buf));  // (pointer, count): GCC 12 warns falsely on the iterator pair
+    out_.append(buf, static_cast<std::size_t>(std::to_chars(buf, buf + sizeof buf, v).ptr -
+                                              buf));  // (pointer, count): GCC 12 warns falsely on the iterator pair
     after_scalar();
     return *this;
   }

@@ -142,8 +142,7 @@ class logistic_regression {
   void gradient_at(std::span<const double> x, std::span<const double> z, std::span<double> g) const noexcept {
     for (std::size_t i = 0; i < g.size(); ++i) g[i] = l2_ * x[i];
     const double inv_m = 1.0 / static_cast<double>(z.size());
-    for (std::size_t j = 0; j < z.size(); ++j)
-      data_->a.add_row(j, -data_->y[j] * detail::sigmoid(-z[j]) * inv_m, g);
+    for (std::size_t j = 0; j < z.size(); ++j) data_->a.add_row(j, -data_->y[j] * detail::sigmoid(-z[j]) * inv_m, g);
   }
 
   /// The Hessian's per-sample weights sigma(z_j) sigma(-z_j) given z = margins(x).
@@ -177,8 +176,7 @@ class logistic_regression {
 /// < 1e-12 relatively (at most 10000 iterations). An empty data set -> std::invalid_argument.
 inline double smoothness(const binary_dataset& data) {
   const csr_matrix& a = data.a;
-  if (a.rows == 0 || a.cols == 0)
-    throw std::invalid_argument("smoothness: data set '" + data.name + "' is empty");
+  if (a.rows == 0 || a.cols == 0) throw std::invalid_argument("smoothness: data set '" + data.name + "' is empty");
   // A fixed pseudo-random start (splitmix64, entries in [0.5, 1.5)): a constant vector could be
   // orthogonal to the top eigenvector (e.g. A = [1 -1]); this one is so only by freak chance.
   std::vector<double> v(a.cols), u(a.rows), w(a.cols);
@@ -224,8 +222,7 @@ struct optimum {
 /// iterations do not reach that, and std::invalid_argument when l2 == 0 (f* needs strong convexity),
 /// grad_tol is not positive and finite, or max_newton < 0.
 inline optimum minimise(const logistic_regression& f, double grad_tol = 1e-10, int max_newton = 100) {
-  if (!(f.l2() > 0))
-    throw std::invalid_argument("minimise: l2 must be > 0 (f* needs a strongly convex problem)");
+  if (!(f.l2() > 0)) throw std::invalid_argument("minimise: l2 must be > 0 (f* needs a strongly convex problem)");
   if (!(grad_tol > 0) || !std::isfinite(grad_tol))
     throw std::invalid_argument("minimise: grad_tol = " + detail::format_double(grad_tol) +
                                 ", expected a finite number > 0");

@@ -99,8 +99,9 @@ void add_convex(CLI::App& app, convex_cli& c) {
   cmd->add_option("--data", c.data,
                   "A binary data set in LIBSVM text format (label index:value ...). Default: Fashion-MNIST, --classes");
   cmd->add_option("--fashion-dir", c.fashion_dir, "Directory of the Fashion-MNIST IDX files")->capture_default_str();
-  cmd->add_option("--classes", c.classes,
-                  "Fashion-MNIST classes A,B for the binary task (A is +1): 0 T-shirt/top, 6 Shirt, 2 Pullover, 4 Coat, ...")
+  cmd->add_option(
+         "--classes", c.classes,
+         "Fashion-MNIST classes A,B for the binary task (A is +1): 0 T-shirt/top, 6 Shirt, 2 Pullover, 4 Coat, ...")
       ->capture_default_str();
   cmd->add_option("--samples", c.samples, "Keep only the first N samples (0: all), for quick runs");
   c.workers = cmd->add_option("--workers", c.s.workers, "Simulated workers n (under mpirun: the number of ranks)")
@@ -117,7 +118,8 @@ void add_convex(CLI::App& app, convex_cli& c) {
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--seed", c.s.seed, "First seed")->capture_default_str();
-  cmd->add_option("--start", c.start, "Starting point: zero, or near (x* + offset in every coordinate, as the paper's code)")
+  cmd->add_option("--start", c.start,
+                  "Starting point: zero, or near (x* + offset in every coordinate, as the paper's code)")
       ->capture_default_str()
       ->check(CLI::IsMember({"zero", "near"}));
   cmd->add_option("--start-offset", c.s.start_offset, "The offset of --start near")->capture_default_str();
@@ -208,12 +210,18 @@ void add_nonconvex(CLI::App& app, nonconvex_cli& c) {
   cmd->add_option("--epochs", c.s.epochs, "Passes over the training set by all workers together")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--batch", c.s.batch, "Images per worker and step")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--lr", c.s.lr, "Step size (constant, no momentum)")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--batch", c.s.batch, "Images per worker and step")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--lr", c.s.lr, "Step size (constant, no momentum)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--density", c.s.density, "Top-k's k / d; hard-threshold is calibrated to the same volume")
       ->capture_default_str()
       ->check(CLI::Range(1e-6, 1.0));
-  cmd->add_option("--block-size", c.s.block_size, "Blockwise sign's block size")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--block-size", c.s.block_size, "Blockwise sign's block size")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--sync-every", c.s.sync_every, "LIEC-SGD's H: every H-th step averages the models uncompressed")
       ->capture_default_str();
   cmd->add_option("--server", c.server, "DoubleSqueeze/LIEC-SGD server: single (rank 0) or sharded (1/n per rank)")
@@ -259,8 +267,9 @@ void run_nonconvex_command(nonconvex_cli& c) {
 }
 
 int run(int argc, char** argv) {
-  CLI::App app{"gradcomp_reproduce: the hard-threshold and LIEC-SGD papers' experiments on real data "
-               "(under mpirun, every rank is one worker)"};
+  CLI::App app{
+      "gradcomp_reproduce: the hard-threshold and LIEC-SGD papers' experiments on real data "
+      "(under mpirun, every rank is one worker)"};
   app.require_subcommand(1);
   convex_cli convex;
   add_convex(app, convex);

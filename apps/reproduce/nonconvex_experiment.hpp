@@ -52,10 +52,10 @@ inline const std::vector<std::string>& nonconvex_methods() {
 struct nonconvex_settings {
   int workers = 8;
   double epochs = 10;
-  std::size_t batch = 32;        // per worker and step
+  std::size_t batch = 32;  // per worker and step
   double lr = 0.1;
-  double density = 0.01;         // Top-k's k = density * d
-  std::size_t block_size = 256;  // blockwise sign
+  double density = 0.01;          // Top-k's k = density * d
+  std::size_t block_size = 256;   // blockwise sign
   std::uint64_t sync_every = 32;  // LIEC-SGD's H
   gc::server_mode server = gc::server_mode::single;
   int seeds = 3;
@@ -158,8 +158,8 @@ run_outcome train_mlp(Comm& comm, Scheme& scheme, const nonconvex_data& data, co
     if (next_log >= req.log_at.size() || req.log_at[next_log] != t) continue;
     ++next_log;
     const gc::traffic& bytes = scheme.bytes().total;
-    std::vector<double> sums{state.elements_sent, static_cast<double>(bytes.uplink), static_cast<double>(bytes.downlink),
-                             error_since_log, loss_since_log};
+    std::vector<double> sums{state.elements_sent, static_cast<double>(bytes.uplink),
+                             static_cast<double>(bytes.downlink), error_since_log, loss_since_log};
     gc::comm::allreduce_sum(comm, std::span<double>(sums));
     error_since_log = loss_since_log = 0;
     std::span<const float> model = params;
@@ -282,7 +282,9 @@ nonconvex_result run_nonconvex_experiment(Comm& comm, const nonconvex_data& data
   result.plan = plan_of(data, s);
   const bool talk = comm.rank() == 0;
   if (std::find(methods.begin(), methods.end(), "ef_hard_threshold") != methods.end()) {
-    if (talk) std::printf("calibrating hard-threshold's lambda to Top-k's density %.4g (k = %zu)...\n", s.density, result.plan.k);
+    if (talk)
+      std::printf("calibrating hard-threshold's lambda to Top-k's density %.4g (k = %zu)...\n", s.density,
+                  result.plan.k);
     result.lambda = calibrate_mlp_lambda(comm, data, s, result.plan, [&](const std::string& line) {
       if (talk) std::printf("  %s\n", line.c_str());
     });
@@ -294,8 +296,11 @@ nonconvex_result run_nonconvex_experiment(Comm& comm, const nonconvex_data& data
     if (talk) bar = std::make_unique<progress>(name, result.plan.steps * static_cast<std::uint64_t>(s.seeds));
     for (int i = 0; i < s.seeds; ++i) {
       with_scheme(name, comm, s, result.plan, result.lambda.lambda, [&](auto& scheme) {
-        const run_request req{.method = name, .seed = s.seed + static_cast<std::uint64_t>(i), .steps = result.plan.steps,
-                              .log_at = schedule, .bar = bar.get()};
+        const run_request req{.method = name,
+                              .seed = s.seed + static_cast<std::uint64_t>(i),
+                              .steps = result.plan.steps,
+                              .log_at = schedule,
+                              .bar = bar.get()};
         run_outcome out = train_mlp(comm, scheme, data, s, req);
         if (bar && !out.record.points.empty())
           bar->set_note("test accuracy " + format_g(out.record.points.back().accuracy, 3));
@@ -316,33 +321,26 @@ inline fs::path write_nonconvex_report(const nonconvex_data& data, const nonconv
   std::vector<method_curve> curves;
   std::vector<std::vector<fs::path>> csvs;
   for (const auto& m : r.methods) {
-    std::vector<fs::path> files;
-    for (const auto& run : m.runs) files.push_back(write_run_csv(out.dir, run, columns));
-    csvs.push_back(std::move(files));
+    csvs.push_back(write_run_csvs(out.dir, m.runs, columns));
     method_curve c = summarise(m.runs);
     for (auto& b : c.bytes) b.mean /= s.workers, b.min /= s.workers, b.max /= s.workers;  // per worker
     curves.push_back(std::move(c));
   }
-  std::vector<fs::path> plots;
-  if (out.plots) {
-    const std::string what = "MLP 784-128-10 on Fashion-MNIST, " + std::to_string(s.workers) + " workers, batch " +
-                             std::to_string(s.batch);
-    const auto bytes = [](const method_curve& c) -> const std::vector<spread>& { return c.bytes; };
-    const auto accuracy = [](const method_curve& c) -> const std::vector<spread>& { return c.accuracy; };
-    const auto loss = [](const method_curve& c) -> const std::vector<spread>& { return c.objective; };
-    for (const auto& made : {
-             draw({"test accuracy vs epochs: " + what, "epochs", "test accuracy", false, false,
-                   out.dir / "accuracy_vs_epochs.png"},
-                  series_of(curves, bytes, accuracy, true)),
-             draw({"test accuracy vs bytes: " + what, "bytes per worker, up + down (cumulative)", "test accuracy", true,
-                   false, out.dir / "accuracy_vs_bytes.png"},
-                  series_of(curves, bytes, accuracy)),
-             draw({"training loss vs epochs: " + what, "epochs", "training loss (mean over the interval)", false, true,
-                   out.dir / "loss_vs_epochs.png"},
-                  series_of(curves, bytes, loss, true)),
-         })
-      if (!made.empty()) plots.push_back(made);
-  }
+  const std::string what =
+      "MLP 784-128-10 on Fashion-MNIST, " + std::to_string(s.workers) + " workers, batch " + std::to_string(s.batch);
+  const auto bytes = [](const method_curve& c) -> const std::vector<spread>& { return c.bytes; };
+  const auto accuracy = [](const method_curve& c) -> const std::vector<spread>& { return c.accuracy; };
+  const auto loss = [](const method_curve& c) -> const std::vector<spread>& { return c.objective; };
+  const std::vector<fs::path> plots =
+      draw_all(out, {{{"test accuracy vs epochs: " + what, "epochs", "test accuracy", false, false,
+                       out.dir / "accuracy_vs_epochs.png"},
+                      series_of(curves, bytes, accuracy, true)},
+                     {{"test accuracy vs bytes: " + what, "bytes per worker, up + down (cumulative)", "test accuracy",
+                       true, false, out.dir / "accuracy_vs_bytes.png"},
+                      series_of(curves, bytes, accuracy)},
+                     {{"training loss vs epochs: " + what, "epochs", "training loss (mean over the interval)", false,
+                       true, out.dir / "loss_vs_epochs.png"},
+                      series_of(curves, bytes, loss, true)}});
   json_writer j;
   j.begin_object();
   j.key("experiment").value("nonconvex");
@@ -383,42 +381,37 @@ inline fs::path write_nonconvex_report(const nonconvex_data& data, const nonconv
     j.begin_object();
     j.key("name").value(r.methods[i].name);
     write_spread(j, "elements_sent", spread_of(runs, [](const run_record& x) { return x.last().elements_sent; }));
-    write_spread(j, "bytes", spread_of(runs, [](const run_record& x) { return x.last().bytes_up + x.last().bytes_down; }));
-    write_spread(j, "bytes_per_worker",
-                 spread_of(runs, [&](const run_record& x) { return (x.last().bytes_up + x.last().bytes_down) / s.workers; }));
+    write_spread(j, "bytes",
+                 spread_of(runs, [](const run_record& x) { return x.last().bytes_up + x.last().bytes_down; }));
+    write_spread(j, "bytes_per_worker", spread_of(runs, [&](const run_record& x) {
+                   return (x.last().bytes_up + x.last().bytes_down) / s.workers;
+                 }));
     write_spread(j, "final_accuracy", spread_of(runs, [](const run_record& x) { return x.last().accuracy; }));
     write_spread(j, "final_train_loss", spread_of(runs, [](const run_record& x) { return x.last().objective; }));
     write_spread(j, "total_error", spread_of(runs, [](const run_record& x) { return x.total_error; }));
-    j.key("csv").begin_array();
-    for (const auto& f : csvs[i]) j.value(f.filename().string());
-    j.end_array();
+    write_file_names(j, "csv", csvs[i]);
     j.end_object();
   }
   j.end_array();
-  j.key("plots").begin_array();
-  for (const auto& f : plots) j.value(f.filename().string());
-  j.end_array();
-  j.end_object();
-  const fs::path summary = out.dir / "summary.json";
-  j.write(summary);
+  const fs::path summary = finish_summary(j, out.dir, plots);
 
-  std::printf("\nMLP on Fashion-MNIST: %d workers, batch %zu, lr %.3g, %llu steps (%.3g epochs), %d seed(s)\n", s.workers,
-              s.batch, s.lr, static_cast<unsigned long long>(r.plan.steps), s.epochs, s.seeds);
-  std::printf("%-30s %14s %16s %14s %12s\n", "method", "test accuracy", "bytes per worker", "elements sent", "train loss");
+  std::printf("\nMLP on Fashion-MNIST: %d workers, batch %zu, lr %.3g, %llu steps (%.3g epochs), %d seed(s)\n",
+              s.workers, s.batch, s.lr, static_cast<unsigned long long>(r.plan.steps), s.epochs, s.seeds);
+  std::printf("%-30s %14s %16s %14s %12s\n", "method", "test accuracy", "bytes per worker", "elements sent",
+              "train loss");
   for (const auto& m : r.methods) {
     const auto acc = spread_of(m.runs, [](const run_record& x) { return x.last().accuracy; });
-    const auto b = spread_of(m.runs, [&](const run_record& x) { return (x.last().bytes_up + x.last().bytes_down) / s.workers; });
+    const auto b =
+        spread_of(m.runs, [&](const run_record& x) { return (x.last().bytes_up + x.last().bytes_down) / s.workers; });
     const auto e = spread_of(m.runs, [](const run_record& x) { return x.last().elements_sent; });
     const auto l = spread_of(m.runs, [](const run_record& x) { return x.last().objective; });
-    std::printf("%-30s %14.4f %16s %14.4g %12.4f\n", m.name.c_str(), acc.mean, format_bytes(b.mean).c_str(), e.mean, l.mean);
+    std::printf("%-30s %14.4f %16s %14.4g %12.4f\n", m.name.c_str(), acc.mean, format_bytes(b.mean).c_str(), e.mean,
+                l.mean);
   }
   if (std::isfinite(whole_run_ratio))
     std::printf("hard-threshold (lambda %.4g) sent %.3fx Top-k's elements over the whole runs\n", r.lambda.lambda,
                 whole_run_ratio);
-  std::printf("\nresults in %s (summary.json, one CSV per run%s", out.dir.string().c_str(), plots.empty() ? ")\n" : ", plots:");
-  for (const auto& f : plots) std::printf("\n  %s", f.string().c_str());
-  if (!plots.empty()) std::printf(")\n");
-  std::fflush(stdout);
+  print_where(out.dir, plots);
   return summary;
 }
 

@@ -74,4 +74,47 @@ inline void write_spread(json_writer& j, std::string_view key, const spread& s) 
   j.key(key).begin_object().key("mean").value(s.mean).key("min").value(s.min).key("max").value(s.max).end_object();
 }
 
+/// Writes DIR/METHOD_seedS.csv for each run; returns their paths.
+inline std::vector<fs::path> write_run_csvs(const fs::path& dir, const std::vector<run_record>& runs,
+                                            const std::vector<std::string>& columns) {
+  std::vector<fs::path> files;
+  for (const auto& run : runs) files.push_back(write_run_csv(dir, run, columns));
+  return files;
+}
+
+/// Draws every plot (when wanted); returns the paths of those made.
+inline std::vector<fs::path> draw_all(const output_options& out,
+                                      const std::vector<std::pair<plot_spec, std::vector<series>>>& plots) {
+  std::vector<fs::path> made;
+  if (!out.plots) return made;
+  for (const auto& [spec, lines] : plots)
+    if (fs::path png = draw(spec, lines); !png.empty()) made.push_back(std::move(png));
+  return made;
+}
+
+/// summary.json: a list of file names under `key`.
+inline void write_file_names(json_writer& j, std::string_view key, const std::vector<fs::path>& files) {
+  j.key(key).begin_array();
+  for (const auto& f : files) j.value(f.filename().string());
+  j.end_array();
+}
+
+/// Closes summary.json's top object with the plots and writes DIR/summary.json.
+inline fs::path finish_summary(json_writer& j, const fs::path& dir, const std::vector<fs::path>& plots) {
+  write_file_names(j, "plots", plots);
+  j.end_object();
+  const fs::path summary = dir / "summary.json";
+  j.write(summary);
+  return summary;
+}
+
+/// The last lines on stdout: where the results are.
+inline void print_where(const fs::path& dir, const std::vector<fs::path>& plots) {
+  std::printf("\nresults in %s (summary.json, one CSV per run%s", dir.string().c_str(),
+              plots.empty() ? ")\n" : ", plots:");
+  for (const auto& f : plots) std::printf("\n  %s", f.string().c_str());
+  if (!plots.empty()) std::printf(")\n");
+  std::fflush(stdout);
+}
+
 }  // namespace repro

@@ -170,7 +170,7 @@ TEST_CASE("repro data: LIBSVM labels map the larger value to +1") {
   CHECK(parse("-1 1:1\n+1 1:2\n").y == std::vector<double>{-1, 1});
   CHECK(parse("2 1:1\n1 1:2\n2.0 1:3\n").y == std::vector<double>{1, -1, 1});
   CHECK(parse("1 1:1\r\n0 2:1\r\n").a.col == std::vector<std::uint32_t>{0, 1});  // CRLF line ends
-  CHECK(parse("1 4294967295:1\n0\n").dim() == 4294967295u);                     // the largest index
+  CHECK(parse("1 4294967295:1\n0\n").dim() == 4294967295u);                      // the largest index
 }
 
 TEST_CASE("repro data: malformed LIBSVM is rejected naming the line and the problem") {
@@ -277,8 +277,8 @@ TEST_CASE("repro data: fashion_mnist_binary on hand-built images") {
   CHECK_THROWS_AS(repro::fashion_mnist_binary(images, 3, 3), std::invalid_argument);
   CHECK_THROWS_AS(repro::fashion_mnist_binary(images, -1, 3), std::invalid_argument);
   CHECK_THROWS_AS(repro::fashion_mnist_binary(images, 3, 10), std::invalid_argument);
-  CHECK_THROWS_WITH_AS(repro::fashion_mnist_binary(images, 3, 5), "fashion_mnist_binary: no images of class 5 among the 2 kept",
-                       std::invalid_argument);
+  CHECK_THROWS_WITH_AS(repro::fashion_mnist_binary(images, 3, 5),
+                       "fashion_mnist_binary: no images of class 5 among the 2 kept", std::invalid_argument);
   CHECK_THROWS_AS(repro::fashion_mnist_binary(images, 3, 1, 1), std::invalid_argument);  // one class kept
   images.labels.pop_back();
   CHECK_THROWS_AS(repro::fashion_mnist_binary(images, 3, 1), std::invalid_argument);  // inconsistent

@@ -41,7 +41,8 @@ repro::binary_dataset small_task() {
 }  // namespace
 
 TEST_CASE("repro experiment: log_schedule logs 1, 2, 4 early, then every interval, and the last step") {
-  CHECK(repro::log_schedule(100, 10) == std::vector<std::uint64_t>{1, 2, 4, 8, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100});
+  CHECK(repro::log_schedule(100, 10) ==
+        std::vector<std::uint64_t>{1, 2, 4, 8, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100});
   CHECK(repro::log_schedule(25, 10) == std::vector<std::uint64_t>{1, 2, 4, 8, 10, 20, 25});
   CHECK(repro::log_schedule(3, 10) == std::vector<std::uint64_t>{1, 2, 3});
   CHECK(repro::log_schedule(5, 1) == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
@@ -52,10 +53,24 @@ TEST_CASE("repro experiment: summarise gives mean, min and max over seeds point 
   repro::run_record a{.method = "m", .seed = 1, .points = {}, .total_error = 1, .seconds = 0};
   repro::run_record b = a;
   b.seed = 2;
-  a.points.push_back({.step = 1, .epoch = 0.5, .elements_sent = 10, .bytes_up = 1, .bytes_down = 2, .objective = 1.0,
-                      .mean_error = 0, .elements_per_step = 10, .accuracy = 0.5});
-  b.points.push_back({.step = 1, .epoch = 0.5, .elements_sent = 30, .bytes_up = 3, .bytes_down = 4, .objective = 3.0,
-                      .mean_error = 2, .elements_per_step = 30, .accuracy = 0.7});
+  a.points.push_back({.step = 1,
+                      .epoch = 0.5,
+                      .elements_sent = 10,
+                      .bytes_up = 1,
+                      .bytes_down = 2,
+                      .objective = 1.0,
+                      .mean_error = 0,
+                      .elements_per_step = 10,
+                      .accuracy = 0.5});
+  b.points.push_back({.step = 1,
+                      .epoch = 0.5,
+                      .elements_sent = 30,
+                      .bytes_up = 3,
+                      .bytes_down = 4,
+                      .objective = 3.0,
+                      .mean_error = 2,
+                      .elements_per_step = 30,
+                      .accuracy = 0.7});
   const auto c = repro::summarise({a, b});
   REQUIRE(c.step.size() == 1);
   CHECK(c.elements_sent[0].mean == 20);
@@ -80,13 +95,16 @@ TEST_CASE("repro experiment: a convex run counts what EF-SGD sends and is determ
   const auto plan = repro::plan_of(p, s);
   CHECK(plan.steps == 100);  // 2 epochs of 200 samples, 4 per step
   CHECK(plan.log_every == 25);
-  CHECK(plan.k == 1);        // 0.2% of 12, at least 1
+  CHECK(plan.k == 1);  // 0.2% of 12, at least 1
 
   const auto run = [&](auto compressor) {
     std::vector<repro::run_outcome> outs(4);
     gc::comm::local_group::run(4, [&](gc::comm::local_communicator& comm) {
-      const repro::run_request req{.method = "m", .seed = 7, .steps = plan.steps,
-                                   .log_at = repro::log_schedule(plan.steps, plan.log_every), .bar = nullptr};
+      const repro::run_request req{.method = "m",
+                                   .seed = 7,
+                                   .steps = plan.steps,
+                                   .log_at = repro::log_schedule(plan.steps, plan.log_every),
+                                   .bar = nullptr};
       outs[static_cast<std::size_t>(comm.rank())] = repro::run_convex(comm, p, s, compressor, req);
     });
     return outs;
@@ -132,7 +150,8 @@ TEST_CASE("repro experiment: calibrate_lambda matches Top-k's volume within the 
     REQUIRE(!cal.probes.empty());
     // The ratio reported is a full-run probe's (the mean over both seeds).
     bool found = false;
-    for (const auto& probe : cal.probes) found = found || (probe.full && probe.lambda == cal.lambda && probe.ratio == cal.ratio);
+    for (const auto& probe : cal.probes)
+      found = found || (probe.full && probe.lambda == cal.lambda && probe.ratio == cal.ratio);
     CHECK(found);
     // Re-measure it independently: both seeds' hard-threshold volume over a whole run.
     double sent = 0;
