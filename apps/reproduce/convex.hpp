@@ -28,10 +28,12 @@
 #include <string>
 #include <vector>
 
+#include "calibration.hpp"
 #include "curves.hpp"
 #include "dataset.hpp"
 #include "logistic.hpp"
 #include "progress.hpp"
+#include "run_log.hpp"
 #include "util.hpp"
 
 namespace repro {
@@ -118,47 +120,29 @@ run_outcome run_convex(Comm& comm, const convex_problem& p, const convex_setting
   run_outcome out;
   out.record.method = req.method;
   out.record.seed = req.seed;
-  double error_since_log = 0.0;  // this worker's sum of ||e_t||^2 since the last point
-  double error_total = 0.0;
-  double elements_at_last_log = 0.0;
-  std::uint64_t step_at_last_log = 0;
-  std::size_t next_log = 0;
+  // The error feedback counts what it sent and sums ||e_t||^2 as it steps.
+  const auto totals = [&] {
+    const auto& m = scheme.feedback().metrics();
+    const gc::traffic& bytes = scheme.bytes().total;
+    return worker_totals{static_cast<double>(m.elements_sent), static_cast<double>(bytes.uplink),
+                         static_cast<double>(bytes.downlink), m.total_error};
+  };
+  run_log log(req.log_at);
   for (std::uint64_t t = 1; t <= req.steps; ++t) {
     f.sample_gradient(pick(rng), x, g);
     scheme.step(gc::exec::seq, std::span<double>(x), std::span<const double>(g));
-    const double e2 = squared_norm(scheme.feedback().error());
-    error_since_log += e2;
-    error_total += e2;
     if (req.bar) req.bar->advance();
-    if (next_log >= req.log_at.size() || req.log_at[next_log] != t) continue;
-    ++next_log;
-    // Sums over workers, in rank order (the same bits on any communicator).
-    const gc::traffic& bytes = scheme.bytes().total;
-    std::vector<double> sums{static_cast<double>(scheme.feedback().metrics().elements_sent),
-                             static_cast<double>(bytes.uplink), static_cast<double>(bytes.downlink), error_since_log};
-    gc::comm::allreduce_sum(comm, std::span<double>(sums));
-    error_since_log = 0.0;
-    if (comm.rank() != 0) continue;
-    const double n = comm.size();
-    const double interval = static_cast<double>(t - step_at_last_log);
-    log_point point;
-    point.step = t;
-    point.epoch = static_cast<double>(t) * n / static_cast<double>(p.data.size());
-    point.elements_sent = sums[0];
-    point.bytes_up = sums[1];
-    point.bytes_down = sums[2];
-    point.mean_error = sums[3] / (n * interval);
-    point.elements_per_step = (sums[0] - elements_at_last_log) / interval;
-    point.objective = f.loss(x) - p.best.f;
-    point.accuracy = f.accuracy(x);
-    out.record.points.push_back(point);
-    elements_at_last_log = sums[0];
-    step_at_last_log = t;
+    if (!log.due(t)) continue;
+    if (auto point = log.log(comm, t, totals())) {
+      point->epoch = static_cast<double>(t) * comm.size() / static_cast<double>(p.data.size());
+      point->objective = f.loss(x) - p.best.f;
+      point->accuracy = f.accuracy(x);
+      out.record.points.push_back(*point);
+    }
   }
-  std::vector<double> totals{static_cast<double>(scheme.feedback().metrics().elements_sent), error_total};
-  gc::comm::allreduce_sum(comm, std::span<double>(totals));
-  out.elements_sent = totals[0];
-  out.record.total_error = totals[1] / comm.size();
+  const worker_totals all = sum_over_workers(comm, totals()).first;
+  out.elements_sent = all.elements_sent;
+  out.record.total_error = all.error / comm.size();
   out.record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   return out;
 }
@@ -195,27 +179,15 @@ calibration calibrate_lambda(Comm& comm, const convex_problem& p, const convex_s
       note("lambda " + format_g(lambda) + ": " + format_g(r) + "x Top-k's elements" + (full ? "" : " (short run)"));
     return r;
   };
-  // Bisection on log(lambda) within [lo, hi] (lo sends too many, hi too few), widening the
-  // bracket by `widen` first until it holds the target.
-  const auto search = [&](double lambda, std::uint64_t steps, bool full, double tol, double widen, int budget) {
-    double lo = 0, hi = 0;
-    std::pair<double, double> best{lambda, std::numeric_limits<double>::infinity()};
-    for (int i = 0; i < budget; ++i) {
-      const double r = ratio_at(lambda, steps, full);
-      if (!(std::abs(r - 1.0) >= std::abs(best.second - 1.0))) best = {lambda, r};
-      if (std::abs(r - 1.0) <= tol) break;
-      (r > 1.0 ? lo : hi) = lambda;
-      if (lo > 0 && hi > 0 && hi / lo < 1.0 + 1e-9) break;  // the count jumps across the target here
-      lambda = lo > 0 && hi > 0 ? std::sqrt(lo * hi) : (r > 1.0 ? lambda * widen : lambda / widen);
-    }
-    return best;
-  };
   const std::uint64_t short_steps =
       std::max<std::uint64_t>(1, static_cast<std::uint64_t>(s.calibration_fraction * static_cast<double>(plan.steps)));
   // The first guess is gamma (a step's scale for features of order 1); the short runs
   // widen it by 10x per probe until the target is bracketed.
-  auto [lambda, r] = search(p.gamma, short_steps, false, s.tolerance / 4, 10.0, 40);
-  if (short_steps < plan.steps) std::tie(lambda, r) = search(lambda, plan.steps, true, s.tolerance / 2, 1.5, 16);
+  auto [lambda, r] =
+      bisect_log_lambda([&](double l) { return ratio_at(l, short_steps, false); }, p.gamma, s.tolerance / 4, 10.0, 40);
+  if (short_steps < plan.steps)
+    std::tie(lambda, r) =
+        bisect_log_lambda([&](double l) { return ratio_at(l, plan.steps, true); }, lambda, s.tolerance / 2, 1.5, 16);
   cal.lambda = lambda;
   cal.ratio = r;
   if (!(std::abs(cal.ratio - 1.0) <= s.tolerance))

@@ -46,13 +46,13 @@ struct log_point {
 /// The CSV columns of a run, in the order of log_point's fields. `objective` is named by the
 /// experiment (suboptimality or train_loss).
 inline std::vector<std::string> log_columns(const std::string& objective_name, const std::string& accuracy_name) {
-  return {"step", "epoch", "elements_sent", "bytes_up", "bytes_down", objective_name, "mean_error_sq",
-          "elements_per_step", accuracy_name};
+  return {"step",         "epoch",         "elements_sent",     "bytes_up",   "bytes_down",
+          objective_name, "mean_error_sq", "elements_per_step", accuracy_name};
 }
 
 inline std::vector<double> log_values(const log_point& p) {
-  return {static_cast<double>(p.step), p.epoch, p.elements_sent, p.bytes_up, p.bytes_down, p.objective, p.mean_error,
-          p.elements_per_step, p.accuracy};
+  return {static_cast<double>(p.step), p.epoch,   p.elements_sent, p.bytes_up, p.bytes_down, p.objective, p.mean_error,
+          p.elements_per_step,         p.accuracy};
 }
 
 /// One run of one method with one seed.
@@ -148,19 +148,6 @@ struct run_request {
 struct run_outcome {
   double elements_sent = 0;
   run_record record;
-};
-
-/// How lambda was found.
-struct calibration {
-  double lambda = 0;
-  double ratio = 0;  // elements sent by hard-threshold / by Top-k (full runs: mean over seeds)
-  int short_runs = 0;
-  int full_runs = 0;
-  struct probe {
-    double lambda, ratio;
-    bool full;
-  };
-  std::vector<probe> probes;
 };
 
 }  // namespace repro

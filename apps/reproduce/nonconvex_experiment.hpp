@@ -25,11 +25,13 @@
 #include <string>
 #include <vector>
 
+#include "calibration.hpp"
 #include "curves.hpp"
 #include "fashion_mnist.hpp"
 #include "mlp.hpp"
 #include "progress.hpp"
 #include "report.hpp"
+#include "run_log.hpp"
 #include "util.hpp"
 
 namespace repro {
@@ -89,40 +91,56 @@ inline nonconvex_plan plan_of(const nonconvex_data& data, const nonconvex_settin
 
 namespace detail {
 
-/// This worker's elements sent so far and its error this step, per scheme. The error is the
-/// worker's accumulated residual for the EF schemes; LIEC-SGD keeps none, so it reports
-/// lr^2 ||r_i||^2, the error compensated in this step, in the same units (a step).
-struct worker_state {
-  double elements_sent = 0;
-  double error = 0;
-};
+/// LIEC-SGD keeps no worker residual, and its replicas differ between synchronisations.
+template <class Scheme>
+constexpr bool is_liec_sgd = false;
+template <class C, class Comm, class S>
+constexpr bool is_liec_sgd<gc::liec_sgd<C, Comm, float, S>> = true;
+
+/// Elements sent and sum of ||e_t||^2 from error-feedback metrics (one per server shard).
+template <class C>
+void add_metrics(worker_totals& w, const gc::error_feedback<C, float>& feedback) {
+  w.elements_sent += static_cast<double>(feedback.metrics().elements_sent);
+  w.error += feedback.metrics().total_error;
+}
 
 template <class C, class Comm>
-worker_state state_of(const gc::ef_sgd<C, Comm, float>& s, double) {
-  return {static_cast<double>(s.feedback().metrics().elements_sent), squared_norm(s.feedback().error())};
+void add_metrics(worker_totals& w, const gc::ef_sgd<C, Comm, float>& s) {
+  add_metrics(w, s.feedback());
 }
 
 template <class C, class Comm, class S>
-worker_state state_of(const gc::double_squeeze<C, Comm, float, S>& s, double) {
-  worker_state w;
+void add_metrics(worker_totals& w, const gc::double_squeeze<C, Comm, float, S>& s) {
   const int shards = s.layout().mode == gc::server_mode::sharded ? s.layout().ranks : 1;
-  for (int i = 0; i < shards; ++i) {
-    w.elements_sent += static_cast<double>(s.worker(i).metrics().elements_sent);
-    w.error += squared_norm(s.worker(i).error());
-  }
-  return w;
+  for (int i = 0; i < shards; ++i) add_metrics(w, s.worker(i));
 }
 
-template <class C, class Comm, class S>
-worker_state state_of(const gc::liec_sgd<C, Comm, float, S>& s, double lr) {
-  return {std::numeric_limits<double>::quiet_NaN(), lr * lr * squared_norm(s.last_residual())};
-}
-
-/// LIEC-SGD's replicas differ between synchronisations; the others' stay equal.
+/// This worker's running totals. The EF schemes' error feedback counts what it sent and sums
+/// ||e_t||^2 as it steps; LIEC-SGD has no residual, so the meter sums lr^2 ||r_i||^2, the
+/// error compensated in each step, in the same units (a step), and counts no elements.
 template <class Scheme>
-constexpr bool replicas_differ = false;
-template <class C, class Comm, class S>
-constexpr bool replicas_differ<gc::liec_sgd<C, Comm, float, S>> = true;
+class worker_meter {
+ public:
+  void after_step(const Scheme& s, double lr) {
+    if constexpr (is_liec_sgd<Scheme>) liec_error_ += lr * lr * squared_norm(s.last_residual());
+  }
+
+  worker_totals totals(const Scheme& s) const {
+    worker_totals w;
+    if constexpr (is_liec_sgd<Scheme>) {
+      w.elements_sent = std::numeric_limits<double>::quiet_NaN();
+      w.error = liec_error_;
+    } else {
+      add_metrics(w, s);
+    }
+    w.bytes_up = static_cast<double>(s.bytes().total.uplink);
+    w.bytes_down = static_cast<double>(s.bytes().total.downlink);
+    return w;
+  }
+
+ private:
+  double liec_error_ = 0;
+};
 
 }  // namespace detail
 
@@ -143,52 +161,34 @@ run_outcome train_mlp(Comm& comm, Scheme& scheme, const nonconvex_data& data, co
   run_outcome out;
   out.record.method = req.method;
   out.record.seed = req.seed;
-  double loss_since_log = 0, error_since_log = 0, error_total = 0, elements_at_last_log = 0;
-  std::uint64_t step_at_last_log = 0;
-  std::size_t next_log = 0;
+  detail::worker_meter<Scheme> meter;
+  run_log log(req.log_at);
+  double loss_since_log = 0;
   for (std::uint64_t t = 1; t <= req.steps; ++t) {
     for (auto& id : ids) id = static_cast<std::uint32_t>(pick(rng));
     examples::gather_batch(data.train, ids, x, y);
     loss_since_log += net.loss_and_gradient(params, x, y, grad);
     scheme.step(gc::exec::seq, std::span<float>(params), std::span<const float>(grad));
-    const auto state = detail::state_of(scheme, s.lr);
-    error_since_log += state.error;
-    error_total += state.error;
+    meter.after_step(scheme, s.lr);
     if (req.bar) req.bar->advance();
-    if (next_log >= req.log_at.size() || req.log_at[next_log] != t) continue;
-    ++next_log;
-    const gc::traffic& bytes = scheme.bytes().total;
-    std::vector<double> sums{state.elements_sent, static_cast<double>(bytes.uplink),
-                             static_cast<double>(bytes.downlink), error_since_log, loss_since_log};
-    gc::comm::allreduce_sum(comm, std::span<double>(sums));
-    error_since_log = loss_since_log = 0;
+    if (!log.due(t)) continue;
+    auto point = log.log(comm, t, meter.totals(scheme), loss_since_log);
+    loss_since_log = 0;
     std::span<const float> model = params;
-    if constexpr (detail::replicas_differ<Scheme>) {  // evaluate the averaged model
+    if constexpr (detail::is_liec_sgd<Scheme>) {  // the replicas differ: evaluate their average
       mean = params;
       gc::comm::allreduce_sum(comm, std::span<float>(mean));
       for (float& v : mean) v /= static_cast<float>(n);
       model = mean;
     }
-    if (comm.rank() != 0) continue;
-    const double interval = static_cast<double>(t - step_at_last_log);
-    log_point point;
-    point.step = t;
-    point.epoch = static_cast<double>(t) * n * static_cast<double>(s.batch) / static_cast<double>(data.train.size());
-    point.elements_sent = sums[0];
-    point.bytes_up = sums[1];
-    point.bytes_down = sums[2];
-    point.mean_error = sums[3] / (n * interval);
-    point.objective = sums[4] / (n * interval);
-    point.elements_per_step = (sums[0] - elements_at_last_log) / interval;
-    point.accuracy = examples::test_accuracy(net, model, data.test);
-    out.record.points.push_back(point);
-    elements_at_last_log = sums[0];
-    step_at_last_log = t;
+    if (!point) continue;
+    point->epoch = static_cast<double>(t) * n * static_cast<double>(s.batch) / static_cast<double>(data.train.size());
+    point->accuracy = examples::test_accuracy(net, model, data.test);
+    out.record.points.push_back(*point);
   }
-  std::vector<double> totals{detail::state_of(scheme, s.lr).elements_sent, error_total};
-  gc::comm::allreduce_sum(comm, std::span<double>(totals));
-  out.elements_sent = totals[0];
-  out.record.total_error = totals[1] / n;
+  const worker_totals all = sum_over_workers(comm, meter.totals(scheme)).first;
+  out.elements_sent = all.elements_sent;
+  out.record.total_error = all.error / n;
   out.record.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
   return out;
 }
@@ -241,9 +241,7 @@ calibration calibrate_mlp_lambda(Comm& comm, const nonconvex_data& data, const n
   const std::uint64_t steps =
       std::max<std::uint64_t>(1, static_cast<std::uint64_t>(s.calibration_fraction * static_cast<double>(plan.steps)));
   const double target = static_cast<double>(plan.k) * comm.size() * static_cast<double>(steps);
-  double lo = 0, hi = 0, lambda = 1e-3 * s.lr;
-  std::pair<double, double> best{lambda, std::numeric_limits<double>::infinity()};
-  for (int i = 0; i < 30; ++i) {
+  const auto ratio_at = [&](double lambda) {
     double sent = 0;
     with_scheme("ef_hard_threshold", comm, s, plan, lambda, [&](auto& scheme) {
       const run_request req{.method = "calibration", .seed = s.seed, .steps = steps, .log_at = {}, .bar = nullptr};
@@ -253,12 +251,9 @@ calibration calibrate_mlp_lambda(Comm& comm, const nonconvex_data& data, const n
     ++cal.short_runs;
     cal.probes.push_back({lambda, r, false});
     if (note) note("lambda " + format_g(lambda) + ": " + format_g(r) + "x Top-k's elements (short run)");
-    if (!(std::abs(r - 1.0) >= std::abs(best.second - 1.0))) best = {lambda, r};
-    if (std::abs(r - 1.0) <= s.tolerance / 2) break;
-    (r > 1.0 ? lo : hi) = lambda;
-    if (lo > 0 && hi > 0 && hi / lo < 1.0 + 1e-9) break;
-    lambda = lo > 0 && hi > 0 ? std::sqrt(lo * hi) : (r > 1.0 ? lambda * 10 : lambda / 10);
-  }
+    return r;
+  };
+  const auto best = bisect_log_lambda(ratio_at, 1e-3 * s.lr, s.tolerance / 2, 10.0, 30);
   cal.lambda = best.first;
   cal.ratio = best.second;
   return cal;
