@@ -128,28 +128,21 @@ void register_sparse_extras(const dataset_spec& ds, const k_case& kc);   // dens
 
 namespace gcbench::dispatch {
 
-// Which calls exec::par has a kernel for, found exactly as gc::compress finds it (the ADL
-// hooks of docs/execution.md); the table marks par rows without one as "seq fallback".
-void compress_with() = delete;
-void feedback_step_with() = delete;
-void decompress_add_with() = delete;
-
+// Which calls exec::par itself has a kernel for (gradcomp/backend.hpp); the table marks par
+// rows without one as "seq fallback".
 template <class C>
 inline constexpr bool has_par_kernel =
-    requires(const gc::exec::par_t& p, C& c, std::span<const float> x, gc::payload_t<C, float>& out) {
-      compress_with(p, c, x, out);
-    };
+    gc::backend::has_kernel<gc::backend::compress_hook, gc::exec::par_t, C, std::span<const float>,
+                            gc::payload_t<C, float>>;
 
 template <class C>
-inline constexpr bool has_fused_feedback = requires(const gc::exec::par_t& p, const C& c, std::span<const float> e,
-                                                    std::span<float> e_new, gc::payload_t<C, float>& out) {
-  feedback_step_with(p, c, e, e, 1.0f, e_new, out);
-};
+inline constexpr bool has_fused_feedback =
+    gc::backend::has_kernel<gc::backend::feedback_step_hook, gc::exec::par_t, const C, std::span<const float>,
+                            std::span<const float>, float, std::span<float>, gc::payload_t<C, float>>;
 
 template <class P>
-inline constexpr bool has_par_decompress = requires(const gc::exec::par_t& p, const P& m, std::span<float> dense) {
-  decompress_add_with(p, m, dense, 1.0f);
-};
+inline constexpr bool has_par_decompress =
+    gc::backend::has_kernel<gc::backend::decompress_add_hook, gc::exec::par_t, const P, std::span<float>, float>;
 
 }  // namespace gcbench::dispatch
 

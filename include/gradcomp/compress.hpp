@@ -4,12 +4,10 @@
 //
 // They are function objects (as in std::ranges), so a qualified call gc::compress(...)
 // still reaches user-defined compressors and payloads, and back ends can add kernels
-// without touching the compressor's header. gc::compress(policy, c, x, out) picks, in order:
-//   1. compress_with(policy, c, x, out) found by argument-dependent lookup: a back end's
-//      kernel for this (policy, compressor) pair, declared beside its policy type;
-//   2. c.compress(policy, x, out): the compressor's own member for this policy (every
-//      compressor has one for exec::seq, its readable reference definition);
-//   3. policy.fallback(): a policy without a kernel for c runs c on its fallback policy.
+// without touching the compressor's header. What runs is decided by backend::run, the one
+// rule of backend.hpp: the policy's hook (compress_with found by ADL, else the compressor's
+// member c.compress(policy, x, out)), else the same on policy.fallback(), and so on; every
+// compressor has the exec::seq member, its readable reference definition.
 #include <concepts>
 #include <cstddef>
 #include <ranges>
@@ -17,6 +15,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "backend.hpp"
 #include "concepts.hpp"
 #include "execution.hpp"
 
@@ -24,42 +23,25 @@ namespace gradcomp {
 
 namespace detail {
 
-template <class>
-inline constexpr bool always_false = false;
-
-void compress_with() = delete;  // makes the unqualified call below look up by ADL only
-
 struct compress_fn {
   template <class Policy, class C, std::ranges::contiguous_range R, class Out>
     requires execution_policy<Policy>
   void operator()(const Policy& policy, C&& c, R&& x, Out& out) const {
     using T = std::remove_cv_t<std::ranges::range_value_t<R>>;
-    dispatch(policy, c, std::span<const T>(std::ranges::data(x), std::ranges::size(x)), out);
-  }
-
- private:
-  template <class Policy, class C, class T, class Out>
-  static void dispatch(const Policy& policy, C& c, std::span<const T> x, Out& out) {
-    if constexpr (requires { compress_with(policy, c, x, out); })
-      compress_with(policy, c, x, out);
-    else if constexpr (requires { c.compress(policy, x, out); })
-      c.compress(policy, x, out);
-    else if constexpr (requires { policy.fallback(); })
-      dispatch(policy.fallback(), c, x, out);
-    else
-      static_assert(always_false<C>, "gc::compress: this compressor has no kernel for this policy or payload");
+    backend::run<backend::compress_hook>(policy, c, std::span<const T>(std::ranges::data(x), std::ranges::size(x)),
+                                         out);
   }
 };
 
-void decompress_add_with() = delete;  // ADL only, as compress_with
-
 struct decompress_add_fn {
-  /// dense += alpha * decode(p), on a back end: decompress_add_with(policy, p, dense, alpha)
-  /// found by ADL, else the policy's fallback, else the payload's own (sequential) member.
+  /// dense += alpha * decode(p) on a back end (backend::run: decompress_add_with found by
+  /// ADL, else the fallback's, else the payload's own sequential member).
   template <execution_policy Policy, payload P, std::ranges::contiguous_range R>
   void operator()(const Policy& policy, const P& p, R&& dense,
                   typename P::value_type alpha = typename P::value_type(1)) const {
-    dispatch(policy, p, std::span<typename P::value_type>(std::ranges::data(dense), std::ranges::size(dense)), alpha);
+    using T = typename P::value_type;
+    backend::run<backend::decompress_add_hook>(policy, p, std::span<T>(std::ranges::data(dense), std::ranges::size(dense)),
+                                               alpha);
   }
   /// dense += alpha * decode(p), sequentially.
   template <payload P>
@@ -71,17 +53,6 @@ struct decompress_add_fn {
     requires(!std::is_same_v<std::remove_cvref_t<R>, std::span<typename P::value_type>>)
   void operator()(const P& p, R&& dense, typename P::value_type alpha = typename P::value_type(1)) const {
     p.decompress_add(std::span<typename P::value_type>(std::ranges::data(dense), std::ranges::size(dense)), alpha);
-  }
-
- private:
-  template <class Policy, class P, class T>
-  static void dispatch(const Policy& policy, const P& p, std::span<T> dense, T alpha) {
-    if constexpr (requires { decompress_add_with(policy, p, dense, alpha); })
-      decompress_add_with(policy, p, dense, alpha);
-    else if constexpr (requires { policy.fallback(); })
-      dispatch(policy.fallback(), p, dense, alpha);
-    else
-      p.decompress_add(dense, alpha);
   }
 };
 

@@ -5,7 +5,7 @@
 //       tensors (whole-model Top-k: the k largest over all layers); indices count over the
 //       concatenation, tensor 0 first. The reference concatenates into a temporary and calls
 //       gc::compress; a back end may provide compress_model_with(policy, c, tensors, out)
-//       (found by ADL) that reads the tensors in place.
+//       (backend.hpp) that reads the tensors in place.
 //   gc::compress_layers(policy, c, tensors, outs)  outs[i] = c(tensors[i]) for every i, in
 //       order (layer-wise compression): the same as calling gc::compress once per tensor, so
 //       a seeded compressor (random_k, qsgd) advances its step once per tensor. A back end
@@ -23,6 +23,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "backend.hpp"
 #include "compress.hpp"
 #include "concepts.hpp"
 #include "detail/bits.hpp"
@@ -58,24 +59,13 @@ std::size_t total_size(std::span<const std::span<const T>> tensors, const char* 
   return d;
 }
 
-void compress_model_with() = delete;  // back-end hooks, found by ADL only
-void compress_layers_with() = delete;
-
 struct compress_model_fn {
   template <class Policy, class C, tensor_list R, class Out>
     requires execution_policy<Policy>
   void operator()(const Policy& policy, C&& c, R&& tensors, Out& out) const {
     using T = tensor_value_t<R>;
     const std::span<const std::span<const T>> list = as_tensor_span(tensors);
-    if constexpr (requires { compress_model_with(policy, c, list, out); }) {
-      compress_model_with(policy, c, list, out);
-    } else {
-      // The reference: c on the concatenation.
-      std::vector<T> joined;
-      joined.reserve(total_size(list, "compress_model"));
-      for (const std::span<const T> t : list) joined.insert(joined.end(), t.begin(), t.end());
-      gradcomp::compress(policy, c, std::span<const T>(joined), out);
-    }
+    backend::run<backend::compress_model_hook>(policy, c, list, out);
   }
 };
 
@@ -91,11 +81,7 @@ struct compress_layers_fn {
       fail("compress_layers", "got ", list.size(), " tensors but ", payloads.size(), " output payloads");
     // A bad parameter fails before any tensor is compressed (and before any step advances).
     if constexpr (requires { c.validate(); }) c.validate();
-    if constexpr (requires { compress_layers_with(policy, c, list, payloads); }) {
-      compress_layers_with(policy, c, list, payloads);
-    } else {
-      for (std::size_t i = 0; i < list.size(); ++i) gradcomp::compress(policy, c, list[i], payloads[i]);
-    }
+    backend::run<backend::compress_layers_hook>(policy, c, list, payloads);
   }
 };
 

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "../backend.hpp"
 #include "../compress.hpp"
 #include "../concepts.hpp"
 #include "../detail/reduce.hpp"
@@ -42,43 +43,6 @@ struct feedback_metrics {
 };
 
 namespace detail {
-
-/// p = e + scale * g, two roundings per element (never fused), the reference definition.
-template <class T>
-GRADCOMP_NO_FP_CONTRACT void feedback_input(std::span<const T> e, std::span<const T> g, T scale, std::span<T> p) {
-  GRADCOMP_NO_FP_CONTRACT_BODY
-  if (scale == T(1)) {
-    for (std::size_t i = 0; i < p.size(); ++i) p[i] = e[i] + g[i];
-  } else {
-    for (std::size_t i = 0; i < p.size(); ++i) p[i] = e[i] + scale * g[i];
-  }
-}
-
-void feedback_input_with() = delete;  // back-end hooks, found by ADL only
-void squared_norm_with() = delete;
-
-/// p = e + scale * g on a back end: feedback_input_with(policy, ...) found by ADL, else the
-/// policy's fallback, else the reference loop.
-template <class Policy, class T>
-void feedback_input_on(const Policy& policy, std::span<const T> e, std::span<const T> g, T scale, std::span<T> p) {
-  if constexpr (requires { feedback_input_with(policy, e, g, scale, p); })
-    feedback_input_with(policy, e, g, scale, p);
-  else if constexpr (requires { policy.fallback(); })
-    feedback_input_on(policy.fallback(), e, g, scale, p);
-  else
-    feedback_input<T>(e, g, scale, p);
-}
-
-/// ||x||^2 in the fixed order of reduce.hpp, on a back end (same lookup as above).
-template <class Policy, class T>
-double squared_norm_on(const Policy& policy, std::span<const T> x) {
-  if constexpr (requires { squared_norm_with(policy, x); })
-    return squared_norm_with(policy, x);
-  else if constexpr (requires { policy.fallback(); })
-    return squared_norm_on(policy.fallback(), x);
-  else
-    return squared_norm(x);
-}
 
 /// FNV-1a, 64-bit: a checksum that catches corrupted checkpoint bytes.
 inline std::uint64_t fnv1a(std::span<const std::byte> bytes, std::uint64_t h = 0xcbf29ce484222325ULL) {
@@ -285,16 +249,9 @@ class error_feedback {
     const std::span<T> e_new(scratch_);
     [[maybe_unused]] std::uint64_t step_before = 0;
     if constexpr (seeded_compressor<C>) step_before = compressor_.step;
-    double error = 0.0;
-    if constexpr (requires { feedback_step_with(policy, compressor_, e, g, scale, e_new, out); }) {
-      // A back end's fused kernel: the whole step in one pass, same result as below.
-      error = feedback_step_with(policy, compressor_, e, g, scale, e_new, out);
-    } else {
-      detail::feedback_input_on(policy, e, g, scale, e_new);  // p = e + scale * g
-      gradcomp::compress(policy, compressor_, std::span<const T>(e_new), out);
-      gradcomp::decompress_add(policy, out, e_new, T(-1));  // e = p - decode(m)
-      error = detail::squared_norm_on(policy, std::span<const T>(e_new));
-    }
+    // A back end's fused kernel, or p = e + scale * g; m = C(p); e = p - decode(m); ||e||^2
+    // piece by piece (backend.hpp).
+    const double error = backend::run<backend::feedback_step_hook>(policy, compressor_, e, g, scale, e_new, out);
     const std::size_t sent = out.sent_elements(), bytes = out.wire_bytes();
     std::swap(residual_, scratch_);  // commit only once nothing can throw
     previous_metrics_ = metrics_;
