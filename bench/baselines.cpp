@@ -1,8 +1,12 @@
 // Baselines measured in the same binary as the kernels:
 //   read        the memory limit: a vectorised sum over the input (cpu::detail::l1_norm);
 //   copy        a copy of the input's bytes (memcpy per 256 KiB chunk, chunks on oneTBB);
-//   same_bytes  what the error-feedback step must move: p = e + scale * g (reads g and e,
-//               writes one vector), exec::feedback_input_with on exec::par;
+//   inplace_update  the least the error-feedback step must move: e = e + scale * g in place
+//               (reads g and e, writes e), exec::feedback_input_with on exec::par with the
+//               output aliasing e; the EF step's baseline;
+//   same_bytes  p = e + scale * g into a third vector (reads g and e, writes p): a third more
+//               traffic than the in-place update when the written vector is not in cache, kept
+//               as a second row;
 // and what a user would write instead (one thread, as written):
 //   copy_nth_element   copy x, std::nth_element by |x| (finds the k-th magnitude only);
 //   copy_partial_sort  copy x, std::partial_sort of the k largest |x|;
@@ -53,6 +57,19 @@ void register_baselines(const dataset_spec& ds) {
         benchmark::ClobberMemory();
       }
       set_counters(state, ds, 0, b, bytes, 0);
+    });
+    add(ds, prefix_of(ds), "inplace_update", b, [ds, b, bytes](benchmark::State& state) {
+      const std::span<const float> g(input(ds));
+      std::vector<float> e(g.size());
+      const thread_limit limit(b);
+      std::uint64_t call = 0;
+      for (auto _ : state) {
+        // +s, then -s: e stays bounded (0, s*g, 0, ...) and every call does the same work.
+        const float scale = call++ % 2 == 0 ? feedback_scale : -feedback_scale;
+        gc::exec::feedback_input_with(gc::exec::par, std::span<const float>(e), g, scale, std::span<float>(e));
+        benchmark::ClobberMemory();
+      }
+      set_counters(state, ds, 0, b, 2 * bytes, 0);
     });
     add(ds, prefix_of(ds), "same_bytes", b, [ds, b, bytes](benchmark::State& state) {
       const std::span<const float> g(input(ds));

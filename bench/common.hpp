@@ -123,6 +123,7 @@ void register_sparsifiers(const dataset_spec& ds, const k_case& kc);     // spar
 void register_feedback(const dataset_spec& ds, const k_case& kc);        // feedback.cpp
 void register_dense(const dataset_spec& ds);                          // dense.cpp
 void register_sparse_extras(const dataset_spec& ds, const k_case& kc);   // dense.cpp
+void register_portable(const dataset_spec& ds, const k_case& kc);        // portable.cpp (no -march)
 
 }  // namespace gcbench
 

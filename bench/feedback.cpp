@@ -1,6 +1,6 @@
 // The error-feedback step, ef.compress(policy, g, scale): p = e + scale * g; m = C(p);
 // e = p - decode(m). It reads g and e and writes e and the message, so its baseline is
-// same_bytes (baselines.cpp), which reads two vectors and writes one.
+// inplace_update (baselines.cpp), which reads g and e and writes e, in place.
 //
 // Keeping the density at the target without fresh gradients every call:
 //  - hard_threshold: the calls alternate scale = +s and -s on the same g (s = 2^-10, so

@@ -72,6 +72,7 @@ int main(int argc, char** argv) {
       gcbench::register_sparsifiers(ds, kc);
       gcbench::register_feedback(ds, kc);
       if (ds.extras) gcbench::register_sparse_extras(ds, kc);
+      if (ds.extras) gcbench::register_portable(ds, kc);
     }
   }
   benchmark::RunSpecifiedBenchmarks();

@@ -1,7 +1,10 @@
 #pragma once
-// The parallel CPU back end, exec::par (oneTBB + Highway). Link gradcomp::tbb.
+// The parallel CPU back end, exec::par (oneTBB threads, SIMD kernels for the CPU's best
+// instruction set, chosen at run time). Link gradcomp::tbb.
 #include "gradcomp.hpp"
 #include "cpu/policy.hpp"
+#include "cpu/tuning.hpp"
+#include "cpu/workspace.hpp"
 #include "cpu/simd.hpp"
 #include "cpu/feedback.hpp"
 #include "cpu/hard_threshold.hpp"

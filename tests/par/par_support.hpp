@@ -31,6 +31,12 @@ inline constexpr bool sanitized_build = true;
 inline constexpr bool sanitized_build = false;
 #endif
 
+/// The target the run was asked to use (--simd-target=, see main.cpp); empty if none.
+inline std::string& requested_target() {
+  static std::string name;
+  return name;
+}
+
 /// The thread counts the issue asks for: 1, 2 and more threads than this machine's cores.
 inline constexpr int thread_counts[] = {1, 2, 8};
 

@@ -588,3 +588,154 @@ TEST_CASE("dispatch: decompress_add on std::array and a fixed-extent span") {
   CHECK(raw[1] == 3.0f);
   CHECK(raw[5] == -4.0f);
 }
+
+// ---------------------------------------------------------------------------------------
+// The one dispatch rule of backend.hpp, for every hook: the policy's own kernel, else its
+// fallbacks', else the reference (composite hooks composed on the policy itself).
+
+namespace gradcomp_backend_test {
+
+/// How often each hook of the policies below ran.
+struct hook_counts {
+  int fused = 0;           // feedback_step_with(fused_policy, hard_threshold, ...)
+  int compress = 0;        // compress_with(piecewise_policy, top_k, ...)
+  int decompress = 0;      // decompress_add_with(piecewise_policy, ...)
+  int input = 0;           // feedback_input_with(piecewise_policy, ...)
+  int norm = 0;            // squared_norm_with(piecewise_policy, ...)
+  int model = 0;           // compress_model_with(fused_policy, top_k, ...)
+};
+inline hook_counts counts;
+
+/// A back end with a fused error-feedback kernel for hard_threshold and a whole-model
+/// kernel for top_k only.
+struct fused_policy {
+  gc::exec::seq_t fallback() const { return gc::exec::seq; }
+};
+/// A back end with no kernels of its own that falls back to fused_policy.
+struct wrapper_policy {
+  fused_policy fallback() const { return {}; }
+};
+/// A back end with kernels for the pieces of the error-feedback step but no fused one.
+struct piecewise_policy {
+  gc::exec::seq_t fallback() const { return gc::exec::seq; }
+};
+
+inline double feedback_step_with(fused_policy, const gc::hard_threshold& c, std::span<const float> e,
+                                 std::span<const float> g, float scale, std::span<float> e_new,
+                                 gc::sparse_vector<float>& out) {
+  ++counts.fused;
+  return gc::backend::feedback_step_hook::reference(gc::exec::seq, c, e, g, scale, e_new, out);
+}
+inline void compress_model_with(fused_policy, const gc::top_k& c, std::span<const std::span<const float>> tensors,
+                                gc::sparse_vector<float>& out) {
+  ++counts.model;
+  gc::backend::compress_model_hook::reference(gc::exec::seq, c, tensors, out);
+}
+
+inline void compress_with(piecewise_policy, const gc::top_k& c, std::span<const float> x,
+                          gc::sparse_vector<float>& out) {
+  ++counts.compress;
+  c.compress(gc::exec::seq, x, out);
+}
+inline void decompress_add_with(piecewise_policy, const gc::sparse_vector<float>& p, std::span<float> dense,
+                                float alpha) {
+  ++counts.decompress;
+  p.decompress_add(dense, alpha);
+}
+inline void feedback_input_with(piecewise_policy, std::span<const float> e, std::span<const float> g, float scale,
+                                std::span<float> p) {
+  ++counts.input;
+  gc::detail::feedback_input(e, g, scale, p);
+}
+inline double squared_norm_with(piecewise_policy, std::span<const float> x) {
+  ++counts.norm;
+  return gc::detail::squared_norm(x);
+}
+
+}  // namespace gradcomp_backend_test
+
+namespace gradcomp {
+template <>
+inline constexpr bool is_execution_policy_v<gradcomp_backend_test::fused_policy> = true;
+template <>
+inline constexpr bool is_execution_policy_v<gradcomp_backend_test::wrapper_policy> = true;
+template <>
+inline constexpr bool is_execution_policy_v<gradcomp_backend_test::piecewise_policy> = true;
+}  // namespace gradcomp
+
+namespace bt = gradcomp_backend_test;
+
+// has_kernel sees a policy's own kernels only, never its fallbacks'.
+static_assert(gc::backend::has_kernel<gc::backend::feedback_step_hook, bt::fused_policy, const gc::hard_threshold,
+                                      std::span<const float>, std::span<const float>, float, std::span<float>,
+                                      gc::sparse_vector<float>>);
+static_assert(!gc::backend::has_kernel<gc::backend::feedback_step_hook, bt::wrapper_policy, const gc::hard_threshold,
+                                       std::span<const float>, std::span<const float>, float, std::span<float>,
+                                       gc::sparse_vector<float>>);
+static_assert(gc::backend::has_kernel<gc::backend::compress_hook, bt::piecewise_policy, const gc::top_k,
+                                      std::span<const float>, gc::sparse_vector<float>>);
+static_assert(!gc::backend::has_kernel<gc::backend::compress_hook, bt::piecewise_policy, const gc::hard_threshold,
+                                       std::span<const float>, gc::sparse_vector<float>>);
+// The compressor's own member counts as a kernel of its policy.
+static_assert(gc::backend::has_kernel<gc::backend::compress_hook, gc::exec::seq_t, const gc::top_k,
+                                      std::span<const float>, gc::sparse_vector<float>>);
+
+TEST_CASE("backend: a fused error-feedback kernel runs for its policy and for policies that fall back to it") {
+  const std::vector<float> g = {0.5f, -3.0f, 0.25f, 4.0f, -0.125f};
+  gc::error_feedback<gc::hard_threshold> reference{gc::hard_threshold{.lambda = 1.0}, g.size()};
+  reference.compress(gc::exec::seq, std::span<const float>(g), 0.5f);
+  for (const int via_wrapper : {0, 1}) {
+    CAPTURE(via_wrapper);
+    bt::counts = {};
+    gc::error_feedback<gc::hard_threshold> ef{gc::hard_threshold{.lambda = 1.0}, g.size()};
+    if (via_wrapper)
+      ef.compress(bt::wrapper_policy{}, std::span<const float>(g), 0.5f);
+    else
+      ef.compress(bt::fused_policy{}, std::span<const float>(g), 0.5f);
+    CHECK(bt::counts.fused == 1);
+    CHECK(ef.message() == reference.message());
+    CHECK(std::equal(ef.error().begin(), ef.error().end(), reference.error().begin()));
+    CHECK(ef.metrics().total_error == reference.metrics().total_error);
+  }
+}
+
+TEST_CASE("backend: without a fused kernel the step is composed from the policy's own piece kernels") {
+  const std::vector<float> g = {0.5f, -3.0f, 0.25f, 4.0f, -0.125f};
+  bt::counts = {};
+  gc::error_feedback<gc::top_k> ef{gc::top_k{.k = 2}, g.size()};
+  ef.compress(bt::piecewise_policy{}, std::span<const float>(g), 2.0f);
+  CHECK(bt::counts.input == 1);
+  CHECK(bt::counts.compress == 1);
+  CHECK(bt::counts.decompress == 1);
+  CHECK(bt::counts.norm == 1);
+  gc::error_feedback<gc::top_k> reference{gc::top_k{.k = 2}, g.size()};
+  reference.compress(gc::exec::seq, std::span<const float>(g), 2.0f);
+  CHECK(ef.message() == reference.message());
+  CHECK(std::equal(ef.error().begin(), ef.error().end(), reference.error().begin()));
+}
+
+TEST_CASE("backend: tensor-list hooks: the policy's kernel, else the reference on the same policy") {
+  const std::vector<float> a = {1.0f, -5.0f}, b = {3.0f, 0.5f, -7.0f};
+  const std::vector<std::span<const float>> tensors = {a, b};
+  gc::sparse_vector<float> out, expected;
+  gc::compress_model(gc::exec::seq, gc::top_k{.k = 2}, tensors, expected);
+  CHECK(expected.indices == std::vector<std::uint32_t>{1, 4});
+
+  bt::counts = {};
+  gc::compress_model(bt::fused_policy{}, gc::top_k{.k = 2}, tensors, out);  // its own kernel
+  CHECK(bt::counts.model == 1);
+  CHECK(out == expected);
+
+  bt::counts = {};
+  gc::compress_model(bt::piecewise_policy{}, gc::top_k{.k = 2}, tensors, out);  // concatenated, then its compress
+  CHECK(bt::counts.model == 0);
+  CHECK(bt::counts.compress == 1);
+  CHECK(out == expected);
+
+  bt::counts = {};
+  std::vector<gc::sparse_vector<float>> outs(2);
+  gc::compress_layers(bt::piecewise_policy{}, gc::top_k{.k = 1}, tensors, outs);  // one compress per tensor
+  CHECK(bt::counts.compress == 2);
+  CHECK(outs[0].indices == std::vector<std::uint32_t>{1});
+  CHECK(outs[1].indices == std::vector<std::uint32_t>{2});
+}

@@ -97,28 +97,48 @@ unsigned brute_level_bits(const std::vector<std::int32_t>& levels) {
 }
 
 // ---------------------------------------------------------------------------------------
-// An independent implementation of the documented reduction order (detail/reduce.hpp):
-// blocks of 4096 elements; inside a block element i goes to double lane i % 8; the lanes
-// fold as ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)); block sums are added left to right.
+// An independent implementation of the documented reduction order (detail/reduce.hpp),
+// bottom-up where the library recurses top-down: blocks of 4096 elements; inside a block
+// element i is row i / 8 of lane i % 8, each lane's 512 rows (zeros past the end) are added
+// in adjacent pairs level by level; the lanes fold as ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7));
+// the block sums (zeros up to a power of two) are added in adjacent pairs level by level.
 // FP contraction is switched off so that the square and the sum round separately, as in
-// the reference.
+// the reference. The options build orders the library must NOT match: another fold, lanes
+// summed left to right (the order before the pairwise tree), another block size.
+
+/// Adjacent pairs, level by level, until one value is left (v.size() a power of two).
+GRADCOMP_NO_FP_CONTRACT inline double pairwise_levels(std::vector<double> v) {
+  GRADCOMP_NO_FP_CONTRACT_BODY
+  for (std::size_t n = v.size(); n > 1; n /= 2)
+    for (std::size_t i = 0; i < n / 2; ++i) v[i] = v[2 * i] + v[2 * i + 1];
+  return v.empty() ? 0.0 : v[0];
+}
 
 template <class T, class F>
 GRADCOMP_NO_FP_CONTRACT double ref_ordered_sum(std::span<const T> x, F term, std::size_t block = 4096,
-                                               bool alt_fold = false) {
+                                               bool alt_fold = false, bool sequential_lanes = false) {
   GRADCOMP_NO_FP_CONTRACT_BODY
-  double total = 0.0;
-  std::size_t begin = 0;
-  while (begin < x.size()) {
+  std::vector<double> block_sums;
+  for (std::size_t begin = 0; begin < x.size(); begin += block) {
     const std::size_t end = std::min(x.size(), begin + block);
-    double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (std::size_t i = begin; i < end; ++i) a[(i - begin) % 8] = a[(i - begin) % 8] + term(x[i]);
-    const double s = alt_fold ? ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
-                              : ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
-    total = total + s;
-    begin = end;
+    double a[8];
+    for (std::size_t l = 0; l < 8; ++l) {
+      std::vector<double> rows(block / 8, 0.0);
+      for (std::size_t i = begin + l; i < end; i += 8) rows[(i - begin) / 8] = term(x[i]);
+      if (sequential_lanes) {
+        a[l] = 0.0;
+        for (const double r : rows) a[l] = a[l] + r;
+      } else {
+        a[l] = pairwise_levels(rows);
+      }
+    }
+    block_sums.push_back(alt_fold ? ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+                                  : ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7])));
   }
-  return total;
+  std::size_t padded = 1;
+  while (padded < block_sums.size()) padded *= 2;
+  block_sums.resize(padded, 0.0);
+  return pairwise_levels(block_sums);
 }
 
 template <class T>
@@ -402,7 +422,7 @@ TEST_CASE_TEMPLATE("reduce: l1_norm and squared_norm follow the documented order
   const std::size_t sizes[] = {0,    1,    2,    3,    7,    8,    9,    15,   16,    17,    63,   64,
                                65,   100,  1000, 4095, 4096, 4097, 8191, 8192, 8193, 12289, 20000};
   const std::uint64_t seeds[] = {1, 2, 3};
-  int naive_differs = 0, fold_differs = 0, block_differs = 0, large_cases = 0;
+  int naive_differs = 0, fold_differs = 0, block_differs = 0, sequential_differs = 0, large_cases = 0;
   for (const std::size_t d : sizes) {
     for (const std::uint64_t seed : seeds) {
       for (int source = 0; source < 3; ++source) {
@@ -423,6 +443,9 @@ TEST_CASE_TEMPLATE("reduce: l1_norm and squared_norm follow the documented order
         const auto sq_term = [](T v) { return ref_sq_term(v); };
         if (bits(naive_sum(xs, abs_term)) != bits(l1) || bits(naive_sum(xs, sq_term)) != bits(sq)) ++naive_differs;
         if (bits(ref_ordered_sum(xs, abs_term, 4096, true)) != bits(l1)) ++fold_differs;
+        if (bits(ref_ordered_sum(xs, abs_term, 4096, false, true)) != bits(l1) ||
+            bits(ref_ordered_sum(xs, sq_term, 4096, false, true)) != bits(sq))
+          ++sequential_differs;
         if (d > 4096) {
           ++large_cases;
           if (bits(ref_ordered_sum(xs, abs_term, 8192)) != bits(l1) ||
@@ -434,6 +457,7 @@ TEST_CASE_TEMPLATE("reduce: l1_norm and squared_norm follow the documented order
   }
   CHECK(naive_differs > 0);
   CHECK(fold_differs > 0);
+  CHECK(sequential_differs > 0);
   CHECK(block_differs > 0);
   CHECK(large_cases > 0);
 }

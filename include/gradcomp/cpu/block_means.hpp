@@ -3,10 +3,10 @@
 // detail::mean_abs's summation order, for any block size.
 //
 // detail::mean_abs sums a block in reduction blocks ("segments") of 4096 elements counted
-// from the block's own start, and adds the segment sums left to right. A block of at most
-// 4096 elements is therefore one segment; a longer block is several consecutive segments
-// (the last one shorter). Segments are summed wherever their elements are (in parallel,
-// four side by side to hide the add latency, as cpu/reduce.hpp does) and folded in order.
+// from the block's own start, and adds the segment sums by a pairwise tree. A block of at
+// most 4096 elements is therefore one segment; a longer block is several consecutive
+// segments (the last one shorter). Segments are summed wherever their elements are (in
+// parallel) and their tree is added once all are known.
 #include <array>
 #include <cmath>
 #include <cstddef>
@@ -15,22 +15,17 @@
 #include "../detail/reduce.hpp"
 #include "../detail/strict_fp.hpp"
 #include "reduce.hpp"
+#include "kernel_types.hpp"
 #include "simd.hpp"
 
-namespace gradcomp::cpu::detail {
+namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 
 constexpr std::size_t ceil_div(std::size_t a, std::size_t b) noexcept { return a / b + (a % b != 0); }
 
 /// detail::mean_abs(block) given sum, the block's l1_norm in the reference order.
 template <class T>
 double mean_from_l1(double sum, std::span<const T> block) {
-  if (!std::isinf(sum)) return sum / static_cast<double>(block.size());
-  // A float block cannot overflow a double sum (2^64 * FLT_MAX < DBL_MAX): an infinite sum
-  // means an Inf in the block (and no NaN, which would make it NaN). The reference's rescue
-  // then sums Inf again and returns +Inf, which is sum / n: skip its three passes.
-  if constexpr (sizeof(T) == 4) return sum / static_cast<double>(block.size());
-  // Double: a true overflow (or an Inf in the input); rare, so let the reference decide.
-  return gradcomp::detail::mean_abs(block);
+  return gradcomp::detail::mean_abs_from_l1(sum, block);
 }
 
 /// How detail::mean_abs cuts blocks of block_size elements into segments of 4096.
@@ -78,7 +73,7 @@ void block_scales_in(std::span<const T> x, const block_segments& layout, std::si
         n = layout.block_length(k);
       }
     }
-    strided_block_sums<summand::abs>(x.data() + k * b, count, b, n, sums);
+    simd::dispatch([&](auto tag) { strided_block_sums<summand::abs>(tag, x.data() + k * b, count, b, n, sums); });
     for (std::size_t j = 0; j < count; ++j)
       scales[k + j] = static_cast<T>(mean_from_l1(sums[j], x.subspan((k + j) * b, n)));
     k += count;
@@ -108,17 +103,16 @@ void segment_sums_in(std::span<const T> x, const block_segments& layout, std::si
 }
 
 /// For blocks longer than 4096 elements: every block's scale from its segment sums, added
-/// in order as detail::ordered_sum does.
+/// by the pairwise tree as detail::ordered_sum does.
 template <class T>
 void scales_from_segments(std::span<const T> x, const block_segments& layout, const double* sums, T* scales) {
   constexpr std::size_t B = block_segments::segment;
   for (std::size_t k = 0; k < layout.blocks(); ++k) {
     const std::size_t n = layout.block_length(k);
     const double* s = sums + layout.first_sum(k);
-    double total = 0.0;
-    for (std::size_t j = 0; j < ceil_div(n, B); ++j) total += s[j];
+    const double total = sum_of_blocks(std::span<const double>(s, ceil_div(n, B)));
     scales[k] = static_cast<T>(mean_from_l1(total, x.subspan(k * layout.block_size, n)));
   }
 }
 
-}  // namespace gradcomp::cpu::detail
+}  // namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail

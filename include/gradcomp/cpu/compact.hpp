@@ -1,55 +1,38 @@
 #pragma once
-// Ordered stream compaction: the kernels behind hard-threshold, the fused error-feedback
-// threshold step and Top-k's candidate pass.
+// Ordered stream compaction on exec::par: what hard-threshold, the fused error-feedback
+// threshold step and Top-k's candidate pass are built on. The per-block kernel (one template
+// with the fused operation as a parameter) is in simd/compact-inl.hpp; this file cuts the
+// input into chunks, runs them on the worker threads, and puts their outputs in order.
 //
-// Selection works on detail::magnitude_key (the bit pattern without the sign bit), so one
-// integer comparison key >= bound decides, NaN included (its key is above every finite and
-// infinite key). Each chunk of the input compacts into a buffer of its thread, and the
-// buffers are concatenated in chunk order, so the output indices ascend exactly as in the
-// sequential loop, whatever the thread count.
-//
-// Top-k needs the chunks' outputs before they are concatenated (it filters them on the way
-// out), so the gather is split from the concatenation: chunked_sparse holds what each chunk
-// produced, collect_sparse gathers and concatenates.
+// Each chunk compacts into a buffer of its thread, and the buffers are concatenated in
+// chunk order, so the output indices ascend exactly as in the sequential loop, whatever the
+// thread count. Top-k needs the chunks' outputs before they are concatenated (it filters
+// them on the way out), so the gather is split from the concatenation: chunked_sparse holds
+// what each chunk produced, collect_sparse gathers and concatenates.
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstddef>
-#include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <limits>
-#include <new>
 #include <span>
-#include <type_traits>
 #include <vector>
 
+#include <tbb/blocked_range.h>
 #include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for.h>
 
 #include "../detail/bits.hpp"
-#include "../detail/strict_fp.hpp"
+#include "kernel_types.hpp"
 #include "parallel.hpp"
 #include "policy.hpp"
-#include "scratch.hpp"
 #include "segmented.hpp"
 #include "simd.hpp"
+#include "tuning.hpp"
+#include "workspace.hpp"
 
-namespace gradcomp::cpu::detail {
+namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 
-using gradcomp::detail::magnitude_key;
-using gradcomp::detail::uint_of;
-
-/// Elements a compaction kernel handles per call; its output buffers hold this many plus
-/// one vector of slack (a compress-store writes whole vectors).
-inline constexpr std::size_t compact_block = 4096;
-inline constexpr std::size_t compact_slack = 64;
-
-/// Compaction output for one block: offsets within the block and values.
-template <class T>
-struct compact_buffer {
-  std::array<uint_of<T>, compact_block + compact_slack> offsets;
-  std::array<T, compact_block + compact_slack> values;
-};
+inline constexpr std::size_t compact_block = tuning::compact::block;
+inline constexpr std::size_t compact_chunk = tuning::compact::chunk;
 
 /// The magnitude-key bound equivalent to !(fabs(double(x)) < lambda) for x of type T:
 /// x is kept iff magnitude_key(x) >= bound. For float, this is the key of the smallest float
@@ -65,144 +48,10 @@ uint_of<T> threshold_key(double lambda) {
   }
 }
 
-/// Writes the offsets and values of the elements of x[0, n) (n <= compact_block) whose
-/// magnitude key is >= bound, in order; returns how many.
-template <class T>
-std::size_t compact_at_least(const T* x, std::size_t n, uint_of<T> bound, compact_buffer<T>& out) {
-  std::size_t count = 0;
-  std::size_t i = 0;
-#if GRADCOMP_CPU_SIMD
-  namespace hn = simd::hn;
-  const hn::ScalableTag<T> d;
-  const hn::RebindToSigned<decltype(d)> di;  // keys < 2^(bits-1): signed compares are exact
-  const hn::RebindToUnsigned<decltype(d)> du;
-  using S = hn::TFromD<decltype(di)>;
-  constexpr std::size_t L = hn::MaxLanes(d);
-  const auto magnitude = hn::Set(di, static_cast<S>(~uint_of<T>{0} >> 1));
-  const auto below = hn::Set(di, static_cast<S>(bound));
-  const auto step = hn::Set(du, static_cast<uint_of<T>>(L));
-  auto offset = hn::Iota(du, 0);
-  for (; i + L <= n; i += L, offset = hn::Add(offset, step)) {
-    const auto v = hn::LoadU(d, x + i);
-    const auto key = hn::And(hn::BitCast(di, v), magnitude);
-    const auto keep = hn::Not(hn::Lt(key, below));
-    if (hn::AllFalse(di, keep)) continue;
-    // Compress into a register, then store: compress-to-memory is microcoded on AMD Zen 4/5.
-    hn::StoreU(hn::Compress(v, hn::RebindMask(d, keep)), d, out.values.data() + count);
-    hn::StoreU(hn::Compress(offset, hn::RebindMask(du, keep)), du, out.offsets.data() + count);
-    count += hn::CountTrue(di, keep);
-  }
-#endif
-  for (; i < n; ++i) {
-    if (magnitude_key(x[i]) >= bound) {
-      out.offsets[count] = static_cast<uint_of<T>>(i);
-      out.values[count] = x[i];
-      ++count;
-    }
-  }
-  return count;
-}
-
-/// The fused error-feedback threshold step on one block (n <= compact_block):
-///   p = e + scale * g (two roundings; e + g when unit_scale);
-///   p is kept iff magnitude_key(p) >= bound, and its offset and value are written to out;
-///   e_new = kept ? p + (-1) * p : p, exactly what the reference's decompress_add(-1) leaves.
-/// Returns the number kept. With Final = false the kept entries are only candidates (Top-k
-/// decides later which of them are sent), and e_new = p everywhere.
-template <class T, bool Final = true>
-GRADCOMP_NO_FP_CONTRACT std::size_t feedback_compact_at_least(const T* e, const T* g, T scale, bool unit_scale,
-                                                              std::size_t n, uint_of<T> bound, T* e_new,
-                                                              compact_buffer<T>& out) {
-  GRADCOMP_NO_FP_CONTRACT_BODY
-  std::size_t count = 0;
-  std::size_t i = 0;
-#if GRADCOMP_CPU_SIMD
-  namespace hn = simd::hn;
-  const hn::ScalableTag<T> d;
-  const hn::RebindToSigned<decltype(d)> di;
-  const hn::RebindToUnsigned<decltype(d)> du;
-  using S = hn::TFromD<decltype(di)>;
-  constexpr std::size_t L = hn::MaxLanes(d);
-  const auto magnitude = hn::Set(di, static_cast<S>(~uint_of<T>{0} >> 1));
-  const auto below = hn::Set(di, static_cast<S>(bound));
-  const auto step = hn::Set(du, static_cast<uint_of<T>>(L));
-  const auto vscale = hn::Set(d, scale);
-  [[maybe_unused]] const auto minus_one = hn::Set(d, T(-1));
-  auto offset = hn::Iota(du, 0);
-  for (; i + L <= n; i += L, offset = hn::Add(offset, step)) {
-    const auto gv = hn::LoadU(d, g + i);
-    const auto p = hn::Add(hn::LoadU(d, e + i), unit_scale ? gv : hn::Mul(vscale, gv));
-    const auto key = hn::And(hn::BitCast(di, p), magnitude);
-    const auto keep = hn::Not(hn::Lt(key, below));
-    if (hn::AllFalse(di, keep)) {
-      hn::StoreU(p, d, e_new + i);
-      continue;
-    }
-    const auto keep_d = hn::RebindMask(d, keep);
-    if constexpr (Final)
-      hn::StoreU(hn::IfThenElse(keep_d, hn::Add(p, hn::Mul(minus_one, p)), p), d, e_new + i);
-    else
-      hn::StoreU(p, d, e_new + i);
-    hn::StoreU(hn::Compress(p, keep_d), d, out.values.data() + count);
-    hn::StoreU(hn::Compress(offset, hn::RebindMask(du, keep)), du, out.offsets.data() + count);
-    count += hn::CountTrue(di, keep);
-  }
-#endif
-  for (; i < n; ++i) {
-    const T p = unit_scale ? e[i] + g[i] : e[i] + scale * g[i];
-    if (magnitude_key(p) >= bound) {
-      out.offsets[count] = static_cast<uint_of<T>>(i);
-      out.values[count] = p;
-      ++count;
-      e_new[i] = Final ? p + T(-1) * p : p;
-    } else {
-      e_new[i] = p;
-    }
-  }
-  return count;
-}
-
-/// A growable array of a trivially copyable type that, unlike std::vector, never
-/// value-initialises what it hands out (every slot is written right after), and takes its
-/// memory from the scratch pool (so a call like the last one touches no new pages).
-template <class V>
-class growable_buffer {
-  static_assert(std::is_trivially_copyable_v<V>);
-
- public:
-  growable_buffer() = default;
-  growable_buffer(const growable_buffer&) = delete;
-  growable_buffer& operator=(const growable_buffer&) = delete;
-  ~growable_buffer() { scratch_pool::instance().release(block_); }
-
-  std::size_t size() const noexcept { return size_; }
-  const V* data() const noexcept { return static_cast<const V*>(block_.data); }
-
-  /// Room for n more elements, uninitialised; returns where they go.
-  V* extend(std::size_t n) {
-    if (n > block_.bytes / sizeof(V) - size_) grow(size_ + n);
-    V* slot = static_cast<V*>(block_.data) + size_;
-    size_ += n;
-    return slot;
-  }
-
- private:
-  void grow(std::size_t needed) {
-    const std::size_t capacity = std::max<std::size_t>({needed, 2 * (block_.bytes / sizeof(V)), 4096});
-    if (capacity > std::numeric_limits<std::size_t>::max() / sizeof(V)) throw std::bad_alloc();
-    const scratch_pool::block bigger = scratch_pool::instance().acquire_largest(capacity * sizeof(V));
-    if (size_ > 0) std::memcpy(bigger.data, block_.data, size_ * sizeof(V));
-    scratch_pool::instance().release(block_);
-    block_ = bigger;
-  }
-
-  scratch_pool::block block_{};
-  std::size_t size_ = 0;
-};
-
 /// What one thread's chunks compacted into.
 template <class T, class Index>
 struct sparse_arena {
+  explicit sparse_arena(workspace* ws) : indices(*ws), values(*ws) {}
   growable_buffer<Index> indices;
   growable_buffer<T> values;
 };
@@ -256,31 +105,28 @@ class chunked_sparse {
     std::size_t count;
   };
 
+  explicit chunked_sparse(workspace& ws) : arenas_(&ws) {}
+
   /// Runs kernel(c, sink) for every chunk c in [0, chunks), on the worker threads when
   /// `work` (the input elements) reaches the policy's min_parallel_size. A kernel appends
   /// its chunk's entries to the sink in index order.
   template <class Kernel>
   void gather(const exec::par_t& policy, std::size_t work, std::size_t chunks, Kernel&& kernel) {
     records_.assign(chunks, record{});
-    if (chunks <= 1 || work < policy.min_parallel_size) {
+    const auto run_chunks = [&](std::size_t first, std::size_t last) {
       sparse_arena<T, Index>& mine = arenas_.local();
       const sparse_sink<T, Index> sink(mine);
-      for (std::size_t c = 0; c < chunks; ++c) {
+      for (std::size_t c = first; c < last; ++c) {
         const std::size_t before = mine.indices.size();
         kernel(c, sink);
         records_[c] = record{&mine, before, mine.indices.size() - before};
       }
-    } else {
-      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, chunks), [&](const tbb::blocked_range<std::size_t>& r) {
-        sparse_arena<T, Index>& mine = arenas_.local();
-        const sparse_sink<T, Index> sink(mine);
-        for (std::size_t c = r.begin(); c < r.end(); ++c) {
-          const std::size_t before = mine.indices.size();
-          kernel(c, sink);
-          records_[c] = record{&mine, before, mine.indices.size() - before};
-        }
-      });
-    }
+    };
+    if (chunks <= 1 || work < policy.min_parallel_size)
+      run_chunks(0, chunks);
+    else
+      tbb::parallel_for(tbb::blocked_range<std::size_t>(0, chunks),
+                        [&](const tbb::blocked_range<std::size_t>& r) { run_chunks(r.begin(), r.end()); });
     total_ = 0;
     for (const record& r : records_) total_ += r.count;
   }
@@ -340,23 +186,21 @@ void collect_sparse(const exec::par_t& policy, std::size_t work, std::size_t chu
     for (std::size_t c = 0; c < chunks; ++c) kernel(c, sink);
     return;
   }
-  chunked_sparse<T, Index> gathered;
+  chunked_sparse<T, Index> gathered(workspace_of(policy));
   gathered.gather(policy, work, chunks, kernel);
   gathered.concatenate(policy, indices, values);
 }
-
-/// Chunk size of the compaction loops: big enough to amortise scheduling, small enough to
-/// balance two to a few dozen threads on 1e6+ elements.
-inline constexpr std::size_t compact_chunk = 16 * compact_block;
 
 /// Compacts x[0, n) block by block: calls on_block(offset of the block in x, entries) after
 /// each block's entries with key >= bound are in buffer.
 template <class T, class OnBlock>
 void compact_blocks(const T* x, std::size_t n, uint_of<T> bound, compact_buffer<T>& buffer, OnBlock&& on_block) {
-  for (std::size_t begin = 0; begin < n; begin += compact_block) {
-    const std::size_t m = std::min(compact_block, n - begin);
-    on_block(begin, compact_at_least(x + begin, m, bound, buffer));
-  }
+  simd::dispatch([&](auto tag) {
+    for (std::size_t begin = 0; begin < n; begin += compact_block) {
+      const std::size_t m = std::min(compact_block, n - begin);
+      on_block(begin, compact_at_least(tag, x + begin, m, bound, buffer));
+    }
+  });
 }
 
 /// Every element of x whose magnitude key is >= bound, in index order (indices over the
@@ -378,19 +222,4 @@ void compact_at_least(const exec::par_t& policy, const segmented_input<T>& x, ui
       indices, values);
 }
 
-/// Every element of x whose magnitude key is >= bound, in index order.
-template <class T, class Index>
-void compact_at_least(const exec::par_t& policy, std::span<const T> x, uint_of<T> bound, std::vector<Index>& indices,
-                      std::vector<T>& values) {
-  collect_sparse<T, Index>(
-      policy, x.size(), chunk_count(x.size(), compact_chunk),
-      [&](std::size_t c, const sparse_sink<T, Index>& sink) {
-        compact_buffer<T> buffer;
-        const std::size_t begin = c * compact_chunk;
-        compact_blocks(x.data() + begin, std::min(compact_chunk, x.size() - begin), bound, buffer,
-                       [&](std::size_t offset, std::size_t count) { sink.append(begin + offset, buffer, count); });
-      },
-      indices, values);
-}
-
-}  // namespace gradcomp::cpu::detail
+}  // namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "../detail/bits.hpp"
+#include "../detail/element_rules.hpp"
 #include "../detail/scatter.hpp"
 #include "../detail/strict_fp.hpp"
 #include "../payload/dense.hpp"
@@ -26,12 +27,12 @@
 #include "parallel.hpp"
 #include "policy.hpp"
 #include "simd.hpp"
+#include "tuning.hpp"
 
-namespace gradcomp::cpu::detail {
+namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 
-/// Entries per chunk of the sparse loops, elements per chunk of the dense ones.
-inline constexpr std::size_t scatter_chunk = std::size_t{1} << 14;
-inline constexpr std::size_t decode_chunk = std::size_t{1} << 16;
+inline constexpr std::size_t scatter_chunk = tuning::scatter::chunk;
+inline constexpr std::size_t decode_chunk = tuning::elementwise::chunk;
 
 /// True when indices[begin, end) are below dim and each is above the one before it
 /// (indices[begin - 1] included, so that chunks together check the whole sequence).
@@ -46,7 +47,7 @@ bool ascending_below(const Index* indices, std::size_t begin, std::size_t end, s
 template <class T, class Index>
 GRADCOMP_NO_FP_CONTRACT void scatter_add_run(const Index* indices, const T* values, std::size_t n, T* dense, T alpha) {
   GRADCOMP_NO_FP_CONTRACT_BODY
-  for (std::size_t j = 0; j < n; ++j) dense[indices[j]] += alpha * values[j];
+  for (std::size_t j = 0; j < n; ++j) dense[indices[j]] = gradcomp::detail::add_scaled(dense[indices[j]], alpha, values[j]);
 }
 
 /// detail::scatter_add on exec::par.
@@ -71,79 +72,18 @@ void scatter_add(const exec::par_t& policy, std::size_t dim, const std::vector<I
       random_access_weight);
 }
 
-/// dense[i] += alpha * values[i] for i < n.
+/// The sign payload's elements [begin, end) added to dense: dense[i] += alpha * (+-scale),
+/// one run of one block's scale at a time.
 template <class T>
-GRADCOMP_NO_FP_CONTRACT void dense_add(const T* values, std::size_t n, T* dense, T alpha) {
-  GRADCOMP_NO_FP_CONTRACT_BODY
-  std::size_t i = 0;
-#if GRADCOMP_CPU_SIMD
-  namespace hn = simd::hn;
-  const hn::ScalableTag<T> d;
-  constexpr std::size_t N = hn::MaxLanes(d);
-  const auto va = hn::Set(d, alpha);
-  for (; i + N <= n; i += N)
-    hn::StoreU(hn::Add(hn::LoadU(d, dense + i), hn::Mul(va, hn::LoadU(d, values + i))), d, dense + i);
-#endif
-  for (; i < n; ++i) dense[i] += alpha * values[i];
-}
-
-/// dense[i] += alpha * (scale * T(levels[i])) for i < n.
-template <class T>
-GRADCOMP_NO_FP_CONTRACT void levels_add(const std::int32_t* levels, std::size_t n, T scale, T* dense, T alpha) {
-  GRADCOMP_NO_FP_CONTRACT_BODY
-  std::size_t i = 0;
-#if GRADCOMP_CPU_SIMD
-  namespace hn = simd::hn;
-  const hn::ScalableTag<T> d;
-  const hn::Rebind<std::int32_t, decltype(d)> d32;
-  constexpr std::size_t N = hn::MaxLanes(d);
-  const auto va = hn::Set(d, alpha);
-  const auto vs = hn::Set(d, scale);
-  for (; i + N <= n; i += N) {
-    hn::Vec<decltype(d)> level;  // exact conversions, as static_cast<T>
-    if constexpr (sizeof(T) == 4)
-      level = hn::ConvertTo(d, hn::LoadU(d32, levels + i));
-    else
-      level = hn::PromoteTo(d, hn::LoadU(d32, levels + i));
-    hn::StoreU(hn::Add(hn::LoadU(d, dense + i), hn::Mul(va, hn::Mul(vs, level))), d, dense + i);
-  }
-#endif
-  for (; i < n; ++i) dense[i] += alpha * (scale * static_cast<T>(levels[i]));
-}
-
-/// The sign payload's elements [begin, end) added to dense: dense[i] += alpha * (+-scale).
-template <class T>
-GRADCOMP_NO_FP_CONTRACT void signs_add(const sign_vector<T>& p, std::size_t begin, std::size_t end, T* dense,
-                                       T alpha) {
-  GRADCOMP_NO_FP_CONTRACT_BODY
+void signs_add(const sign_vector<T>& p, std::size_t begin, std::size_t end, T* dense, T alpha) {
   const std::size_t b = p.block_size;
-  for (std::size_t k = begin / b; k < p.blocks() && k * b < end; ++k) {  // runs of one scale
-    const std::size_t lo = std::max(begin, k * b);
-    const std::size_t hi = std::min(end, k * b + std::min(b, p.dim - k * b));
-    const T s = p.scales[k];
-    std::size_t i = lo;
-#if GRADCOMP_CPU_SIMD
-    namespace hn = simd::hn;
-    const hn::ScalableTag<T> d;
-    constexpr std::size_t N = hn::MaxLanes(d);
-    static_assert(N <= 64);
-    const auto va = hn::Set(d, alpha);
-    const auto positive = hn::Set(d, s);
-    const auto negative = hn::Neg(positive);
-    const std::uint64_t* words = p.negative.data();
-    for (; i + N <= hi; i += N) {
-      // The N sign bits from element i on, which may straddle two words.
-      const std::size_t o = i % 64;
-      std::uint64_t bits = words[i / 64] >> o;
-      if (o + N > 64) bits |= words[i / 64 + 1] << (64 - o);
-      std::uint8_t bytes[8];
-      for (std::size_t j = 0; j < 8; ++j) bytes[j] = static_cast<std::uint8_t>(bits >> (8 * j));
-      const auto value = hn::IfThenElse(hn::LoadMaskBits(d, bytes), negative, positive);
-      hn::StoreU(hn::Add(hn::LoadU(d, dense + i), hn::Mul(va, value)), d, dense + i);
+  simd::dispatch([&](auto tag) {
+    for (std::size_t k = begin / b; k < p.blocks() && k * b < end; ++k) {
+      const std::size_t lo = std::max(begin, k * b);
+      const std::size_t hi = std::min(end, k * b + std::min(b, p.dim - k * b));
+      signs_add(tag, p.negative.data(), lo, hi, p.scales[k], dense, alpha);
     }
-#endif
-    for (; i < hi; ++i) dense[i] += alpha * (p.is_negative(i) ? -s : s);
-  }
+  });
 }
 
 /// What sign_vector::decompress_add checks before it writes.
@@ -153,9 +93,9 @@ bool sign_payload_fits(const sign_vector<T>& p, std::size_t dense_size) {
          p.negative.size() == gradcomp::detail::words_for_bits(p.dim) && dense_size == p.dim;
 }
 
-}  // namespace gradcomp::cpu::detail
+}  // namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail
 
-namespace gradcomp::exec {
+namespace gradcomp::exec::inline GRADCOMP_CPU_ABI {
 
 template <std::floating_point T, class Index>
 void decompress_add_with(const par_t& policy, const sparse_vector<T, Index>& p, std::span<T> dense, T alpha) {
@@ -181,8 +121,10 @@ void decompress_add_with(const par_t& policy, const quantized_vector<T>& p, std:
   if (p.levels.size() != p.dim || dense.size() != p.dim) return p.decompress_add(dense, alpha);  // throws
   cpu::detail::for_each_chunk(policy, p.dim, cpu::detail::decode_chunk,
                               [&](std::size_t, std::size_t begin, std::size_t end) {
-                                cpu::detail::levels_add(p.levels.data() + begin, end - begin, p.scale,
-                                                        dense.data() + begin, alpha);
+                                cpu::simd::dispatch([&](auto tag) {
+                                  levels_add(tag, p.levels.data() + begin, end - begin, p.scale, dense.data() + begin,
+                                             alpha);
+                                });
                               });
 }
 
@@ -191,9 +133,10 @@ void decompress_add_with(const par_t& policy, const dense_vector<T>& p, std::spa
   if (dense.size() != p.values.size()) return p.decompress_add(dense, alpha);  // throws
   cpu::detail::for_each_chunk(policy, p.values.size(), cpu::detail::decode_chunk,
                               [&](std::size_t, std::size_t begin, std::size_t end) {
-                                cpu::detail::dense_add(p.values.data() + begin, end - begin, dense.data() + begin,
-                                                       alpha);
+                                cpu::simd::dispatch([&](auto tag) {
+                                  dense_add(tag, p.values.data() + begin, end - begin, dense.data() + begin, alpha);
+                                });
                               });
 }
 
-}  // namespace gradcomp::exec
+}  // namespace gradcomp::exec::inline GRADCOMP_CPU_ABI

@@ -9,15 +9,9 @@
 #include "../payload/dense.hpp"
 #include "parallel.hpp"
 #include "policy.hpp"
+#include "tuning.hpp"
 
-namespace gradcomp::cpu::detail {
-
-/// Elements per chunk of the copy.
-inline constexpr std::size_t copy_chunk = std::size_t{1} << 16;
-
-}  // namespace gradcomp::cpu::detail
-
-namespace gradcomp::exec {
+namespace gradcomp::exec::inline GRADCOMP_CPU_ABI {
 
 /// identity on exec::par: out.values = x, bit for bit.
 template <std::floating_point T>
@@ -29,10 +23,10 @@ void compress_with(const par_t& policy, const identity&, std::span<const T> x, d
     out.values.assign(x.begin(), x.end());
     return;
   }
-  cpu::detail::for_each_chunk(policy, x.size(), cpu::detail::copy_chunk,
+  cpu::detail::for_each_chunk(policy, x.size(), cpu::tuning::elementwise::chunk,
                               [&](std::size_t, std::size_t begin, std::size_t end) {
                                 std::copy(x.data() + begin, x.data() + end, out.values.data() + begin);
                               });
 }
 
-}  // namespace gradcomp::exec
+}  // namespace gradcomp::exec::inline GRADCOMP_CPU_ABI

@@ -31,7 +31,7 @@
 #include "segmented.hpp"
 #include "top_k.hpp"
 
-namespace gradcomp::cpu::detail {
+namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 
 /// A compressor whose sequential reference is const: calling it changes nothing, so threads
 /// can share it.
@@ -45,9 +45,9 @@ concept layerwise_parallel =
     std::copy_constructible<std::remove_cvref_t<C>> &&
     (stateless_compressor<C, T, P> || (seeded_compressor<C> && !std::is_const_v<std::remove_reference_t<C>>));
 
-}  // namespace gradcomp::cpu::detail
+}  // namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail
 
-namespace gradcomp::exec {
+namespace gradcomp::exec::inline GRADCOMP_CPU_ABI {
 
 /// Whole-model top_k on exec::par: bit-identical to top_k on the concatenation.
 template <std::floating_point T, class Index>
@@ -100,4 +100,4 @@ void compress_layers_with(const exec::par_t& policy, C& c, std::span<const std::
   if constexpr (!cpu::detail::stateless_compressor<C, T, P>) c.step += n;  // only once all succeeded
 }
 
-}  // namespace gradcomp::exec
+}  // namespace gradcomp::exec::inline GRADCOMP_CPU_ABI

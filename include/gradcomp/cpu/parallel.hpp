@@ -11,18 +11,16 @@
 #include <tbb/parallel_for.h>
 
 #include "policy.hpp"
+#include "tuning.hpp"
 
-namespace gradcomp::cpu::detail {
+namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 
 /// Number of chunks of `chunk` elements that cover n elements.
 constexpr std::size_t chunk_count(std::size_t n, std::size_t chunk) noexcept { return n == 0 ? 0 : (n - 1) / chunk + 1; }
 
-/// How many streamed elements one element of a random-access loop (a scatter into, or a
-/// gather from, a vector too large for the caches) is worth when n is compared with the
-/// policy's min_parallel_size. Each such element is a cache miss, and two threads overlap
-/// their misses: on the 2-core VM of docs/performance.md a scatter of 32k entries into 10^8
-/// floats already runs 1.9x faster on two threads, while streamed kernels need about 2^17.
-inline constexpr std::size_t random_access_weight = 16;
+/// How many streamed elements one element of a random-access loop is worth when n is
+/// compared with the policy's min_parallel_size (tuning::parallel).
+inline constexpr std::size_t random_access_weight = tuning::parallel::random_access_weight;
 
 /// True when for_each_chunk would use the workers for n elements in chunks of `chunk`, each
 /// element worth `weight` streamed ones.
@@ -52,4 +50,4 @@ void for_each_chunk(const exec::par_t& policy, std::size_t n, std::size_t chunk,
                     [&](const tbb::blocked_range<std::size_t>& r) { run(r.begin(), r.end()); });
 }
 
-}  // namespace gradcomp::cpu::detail
+}  // namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail

@@ -25,10 +25,12 @@
 #include "../detail/bits.hpp"
 #include "parallel.hpp"
 #include "policy.hpp"
+#include "kernel_types.hpp"
 #include "segmented.hpp"
 #include "simd.hpp"
+#include "tuning.hpp"
 
-namespace gradcomp::cpu::detail {
+namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 
 using gradcomp::detail::magnitude_key;
 using gradcomp::detail::uint_of;
@@ -41,12 +43,9 @@ struct kth_largest {
   std::size_t above;
 };
 
-/// Digits of at most 11 bits: a 2048-entry histogram (8-16 KiB) stays in L1.
-inline constexpr unsigned radix_digit_bits = 11;
+inline constexpr unsigned radix_digit_bits = tuning::radix_select::digit_bits;
 inline constexpr std::size_t radix_buckets = std::size_t{1} << radix_digit_bits;
-
-/// Below this many keys, std::nth_element beats histogram passes (and zeroing histograms).
-inline constexpr std::size_t select_by_partition_below = 1024;
+inline constexpr std::size_t select_by_partition_below = tuning::radix_select::partition_below;
 
 /// The k-th largest of keys (1 <= k <= keys.size()) by std::nth_element; reorders keys.
 template <class U>
@@ -66,11 +65,6 @@ constexpr unsigned varying_bits(U lo, U hi) noexcept {
   return static_cast<unsigned>(std::bit_width(static_cast<U>(lo ^ hi)));
 }
 
-/// key >> shift, defined for shift == the width of U (then 0).
-template <class U>
-constexpr U shift_right(U key, unsigned shift) noexcept {
-  return shift >= sizeof(U) * 8 ? U{0} : static_cast<U>(key >> shift);
-}
 
 /// The k-th largest of keys (1 <= k <= keys.size()), sequentially. Reorders and overwrites
 /// keys (the survivors of each digit are moved to the front).
@@ -126,10 +120,11 @@ struct exact_selection {
   std::vector<std::size_t> ties;  // ties[c]: elements of chunk c whose key is T
 };
 
-/// Chunk size of the parallel select: at most 256 chunks (their histograms, 8 KiB each,
-/// are kept for the tie counts), whole compaction blocks, and counts that fit 32 bits.
+/// Chunk size of the parallel select: at most tuning::radix_select::max_chunks chunks (their
+/// histograms, 8 KiB each, are kept for the tie counts), whole compaction blocks, and counts
+/// that fit 32 bits.
 inline std::size_t select_chunk(std::size_t n, std::size_t block, std::size_t at_least) {
-  const std::size_t wanted = (chunk_count(n, 256) + block - 1) / block * block;
+  const std::size_t wanted = (chunk_count(n, tuning::radix_select::max_chunks) + block - 1) / block * block;
   return std::min(std::max(at_least, wanted), std::size_t{1} << 30);
 }
 
@@ -149,35 +144,10 @@ void key_range(const T* x, std::size_t n, uint_of<T>& lo, uint_of<T>& hi) {
 /// Calls f(key) for every key of x[0, n) whose bits above `remaining` equal prefix.
 template <class T, class F>
 void for_each_matching_key(const T* x, std::size_t n, uint_of<T> prefix, unsigned remaining, F&& f) {
-  using U = uint_of<T>;
-  std::size_t i = 0;
-#if GRADCOMP_CPU_SIMD
-  // After the first digit few keys match: whole vectors are skipped by one test.
-  namespace hn = simd::hn;
-  const hn::ScalableTag<T> d;
-  const hn::RebindToUnsigned<decltype(d)> du;
-  constexpr std::size_t L = hn::MaxLanes(d);
-  if (remaining < sizeof(U) * 8) {
-    const auto magnitude = hn::Set(du, static_cast<U>(~U{0} >> 1));
-    const auto want = hn::Set(du, prefix);
-    for (; i + L <= n; i += L) {
-      const auto key = hn::And(hn::BitCast(du, hn::LoadU(d, x + i)), magnitude);
-      if (hn::AllFalse(du, hn::Eq(hn::ShiftRightSame(key, static_cast<int>(remaining)), want))) continue;
-      for (std::size_t j = i; j < i + L; ++j) {
-        const U k = magnitude_key(x[j]);
-        if (shift_right(k, remaining) == prefix) f(k);
-      }
-    }
-  }
-#endif
-  for (; i < n; ++i) {
-    const U k = magnitude_key(x[i]);
-    if (shift_right(k, remaining) == prefix) f(k);
-  }
+  simd::dispatch([&](auto tag) { for_each_matching(tag, x, n, prefix, remaining, f); });
 }
 
-/// Once the keys left in the race are this few, gather them and finish sequentially.
-inline constexpr std::size_t gather_survivors_below = std::size_t{1} << 16;
+inline constexpr std::size_t gather_survivors_below = tuning::radix_select::gather_survivors_below;
 
 /// The k-th largest magnitude key of x (1 <= k <= x.size()) in parallel, with the ties per
 /// chunk of `chunk` elements. Deterministic: chunks depend on x.size() only.
@@ -252,4 +222,4 @@ exact_selection<uint_of<T>> select_kth_largest(const exec::par_t& policy, const 
   return result;
 }
 
-}  // namespace gradcomp::cpu::detail
+}  // namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail

@@ -20,15 +20,13 @@
 #include "../payload/seeded_sparse.hpp"
 #include "parallel.hpp"
 #include "policy.hpp"
-#include "scratch.hpp"
+#include "tuning.hpp"
+#include "workspace.hpp"
 
-namespace gradcomp::cpu::detail {
+namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 
-/// Entries per chunk of the gather: random reads cost more than streaming ones.
-inline constexpr std::size_t gather_chunk = std::size_t{1} << 14;
-
-/// Words of the membership bitmap per chunk of its zeroing and scanning (2^20 indices).
-inline constexpr std::size_t bitmap_chunk = std::size_t{1} << 14;
+inline constexpr std::size_t gather_chunk = tuning::scatter::chunk;
+inline constexpr std::size_t bitmap_chunk = tuning::random_k::bitmap_chunk;
 
 /// detail::shared_random_indices on exec::par: in the bitmap case, the same Floyd draws on
 /// the calling thread into a pooled bitmap that the workers zero first and scan after (a
@@ -40,7 +38,7 @@ void shared_random_indices(const exec::par_t& policy, std::uint64_t n, std::uint
     return gradcomp::detail::shared_random_indices(n, k, seed, step, out);
   out.resize(k);
   const std::size_t words = n / 64 + 1;
-  pooled_array<std::uint64_t> bitmap(words);  // uninitialised; reused across calls
+  pooled_array<std::uint64_t> bitmap(workspace_of(policy), words);  // uninitialised; reused across calls
   std::uint64_t* bits = bitmap.data();
   for_each_chunk(policy, words, bitmap_chunk,
                  [&](std::size_t, std::size_t begin, std::size_t end) { std::fill(bits + begin, bits + end, 0); });
@@ -66,9 +64,9 @@ void gather(const T* x, const Index* indices, std::size_t n, T scale, T* values)
   for (std::size_t j = 0; j < n; ++j) values[j] = Scaled ? scale * x[indices[j]] : x[indices[j]];
 }
 
-}  // namespace gradcomp::cpu::detail
+}  // namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail
 
-namespace gradcomp::exec {
+namespace gradcomp::exec::inline GRADCOMP_CPU_ABI {
 
 /// random_k / unbiased_random_k on exec::par; bit-identical to exec::seq for the same seed
 /// and step, and advances step the same way.
@@ -105,4 +103,4 @@ void compress_with(const par_t& policy, basic_random_k<Unbiased>& c, std::span<c
   ++c.step;
 }
 
-}  // namespace gradcomp::exec
+}  // namespace gradcomp::exec::inline GRADCOMP_CPU_ABI

@@ -16,19 +16,18 @@
 #include <vector>
 
 #include "radix_select.hpp"
-#include "scratch.hpp"
+#include "tuning.hpp"
+#include "workspace.hpp"
 
-namespace gradcomp::cpu::detail {
+namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 
-/// Elements per sample run: 256 bytes of float, four cache lines.
-inline constexpr std::size_t sample_run = 64;
+inline constexpr std::size_t sample_run = tuning::top_k::sample_run;
 
-/// Sample size for n elements: 1/256 of the input, from 256 up to 64k elements. Selecting in
-/// the sample costs a few cycles per key, the candidate pass a fraction of a cycle per
-/// element, so the sample must stay small next to n; 64k keys place the k-th largest of 1e8
-/// within a few percent of k, and on small inputs a loose bound costs little.
+/// Sample size for n elements (tuning::top_k): a fraction of the input, clamped, in whole
+/// runs.
 constexpr std::size_t sample_size(std::size_t n) noexcept {
-  const std::size_t m = std::clamp<std::size_t>(n / 256, 256, 65536);
+  using tune = tuning::top_k;
+  const std::size_t m = std::clamp<std::size_t>(n / tune::sample_fraction, tune::sample_min, tune::sample_max);
   return std::min(n, m / sample_run * sample_run);
 }
 
@@ -54,15 +53,15 @@ struct candidate_bounds {
   std::size_t expected;   // candidates expected (from the sample keys >= bound)
 };
 
-/// Margin, in standard deviations of the sample rank, on each side of the estimate.
-inline constexpr double sample_sigmas = 4.0;
+inline constexpr double sample_sigmas = tuning::top_k::sample_sigmas;
 
 /// The candidate bounds for the k-th largest of n keys (k < n) from sample keys, or nullopt
 /// when a candidate pass would not pay: k so close to n that the bound would admit (almost)
 /// everything, or ties in the sample showing that a good part of the input shares the
 /// bound's magnitude (the exact radix path handles both directly).
 template <class U>
-std::optional<candidate_bounds<U>> estimate_candidate_bounds(std::span<const U> sample, std::size_t k, std::size_t n) {
+std::optional<candidate_bounds<U>> estimate_candidate_bounds(workspace& ws, std::span<const U> sample, std::size_t k,
+                                                             std::size_t n) {
   const std::size_t m = sample.size();
   if (m == 0 || k >= n) return std::nullopt;
   const double rank = static_cast<double>(k) * static_cast<double>(m) / static_cast<double>(n);
@@ -72,7 +71,7 @@ std::optional<candidate_bounds<U>> estimate_candidate_bounds(std::span<const U> 
   const auto bound_rank = static_cast<std::size_t>(low_rank);
   const auto upper_rank = static_cast<std::size_t>(std::max(1.0, std::floor(rank - sample_sigmas * sigma - 2.0)));
 
-  pooled_array<U> scratch(m);
+  pooled_array<U> scratch(ws, m);
   std::copy(sample.begin(), sample.end(), scratch.data());
   const U bound = select_kth_largest(scratch.span(), bound_rank).key;
   // The upper estimate is among the (few) sample keys >= bound: select it there.
@@ -90,4 +89,4 @@ std::optional<candidate_bounds<U>> estimate_candidate_bounds(std::span<const U> 
   return candidate_bounds<U>{bound, upper, static_cast<std::size_t>(std::ceil(expected))};
 }
 
-}  // namespace gradcomp::cpu::detail
+}  // namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail

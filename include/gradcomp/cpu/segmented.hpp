@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-namespace gradcomp::cpu::detail {
+namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 
 template <class T>
 class segmented_input {
@@ -63,4 +63,4 @@ class segmented_input {
   std::vector<std::size_t> starts_;        // starts_[s] = global index of parts_[s][0]; back() = size()
 };
 
-}  // namespace gradcomp::cpu::detail
+}  // namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail

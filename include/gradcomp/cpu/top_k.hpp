@@ -36,15 +36,19 @@
 #include "../sparse.hpp"
 #include "compact.hpp"
 #include "feedback.hpp"
+#include "keep_top.hpp"
+#include "kernel_types.hpp"
 #include "parallel.hpp"
 #include "policy.hpp"
 #include "radix_select.hpp"
 #include "reduce.hpp"
 #include "sample.hpp"
 #include "segmented.hpp"
-#include "top_k_filter.hpp"
+#include "simd.hpp"
+#include "tuning.hpp"
+#include "workspace.hpp"
 
-namespace gradcomp::cpu::detail {
+namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 
 /// How a Top-k call found its answer (tests check that every path is exercised).
 enum class top_k_path {
@@ -57,22 +61,16 @@ enum class top_k_path {
   fallback_cap,     // the candidate pass found far too many: exact radix path
 };
 
-/// Below this size the sequential path (keys, select, one filter pass) is fastest.
-inline constexpr std::size_t top_k_sampling_from = 4096;
-
-/// Below this many candidates, the selection after the candidate pass stays on the calling
-/// thread.
-inline constexpr std::size_t top_k_parallel_candidates = std::size_t{1} << 15;
+inline constexpr std::size_t top_k_sampling_from = tuning::top_k::sampling_from;
 
 /// The sequential path: all keys, one select, one ordered filter into out.
 template <class T, class Index>
-void top_k_small(std::span<const T> x, std::size_t k, sparse_vector<T, Index>& out) {
+void top_k_small(const exec::par_t& policy, std::span<const T> x, std::size_t k, sparse_vector<T, Index>& out) {
   using U = uint_of<T>;
-  static thread_local std::vector<U> keys;  // reused: small inputs must not pay an allocation
   const std::size_t d = x.size();
-  keys.resize(d);
+  pooled_array<U> keys(workspace_of(policy), d);  // reused: small inputs must not pay an allocation
   for (std::size_t i = 0; i < d; ++i) keys[i] = magnitude_key(x[i]);
-  const kth_largest<U> kth = select_kth_largest(std::span<U>(keys.data(), d), k);
+  const kth_largest<U> kth = select_kth_largest(keys.span(), k);
   std::size_t ties_left = k - kth.above;
   out.indices.resize(k);
   out.values.resize(k);
@@ -132,11 +130,14 @@ void top_k_exact(const exec::par_t& policy, const segmented_input<T>& x, std::si
         std::size_t left = quota[c];
         compact_buffer<T> buffer;
         x.for_each_piece(begin, end, [&](const T* p, std::size_t n, std::size_t global) {
+          if (all_ties || no_ties) {
+            compact_blocks(p, n, bound, buffer,
+                           [&](std::size_t offset, std::size_t count) { sink.append(global + offset, buffer, count); });
+            return;
+          }
           for (std::size_t b = 0; b < n; b += compact_block) {
             const std::size_t m = std::min(compact_block, n - b);
-            const std::size_t count = all_ties || no_ties ? compact_at_least(p + b, m, bound, buffer)
-                                                          : compact_top(p + b, m, threshold, left, buffer);
-            sink.append(global + b, buffer, count);
+            sink.append(global + b, buffer, compact_top(p + b, m, threshold, left, buffer));
           }
         });
       },
@@ -181,7 +182,7 @@ struct feedback_source {
   std::size_t size() const noexcept { return e.size(); }
 
   void keys(std::size_t begin, std::size_t n, uint_of<T>* out) const {
-    std::array<T, sample_run> p;
+    std::array<T, tuning::top_k::sample_run> p;
     for (std::size_t done = 0; done < n; done += p.size()) {
       const std::size_t m = std::min(p.size(), n - done);
       feedback_input(e.data() + begin + done, g.data() + begin + done, scale, p.data(), m);
@@ -192,12 +193,12 @@ struct feedback_source {
   template <class OnBlock>
   void compact(std::size_t begin, std::size_t end, uint_of<T> bound, compact_buffer<T>& buffer,
                OnBlock&& on_block) const {
-    const bool unit_scale = scale == T(1);
-    for (std::size_t b = begin; b < end; b += compact_block) {
-      const std::size_t n = std::min(compact_block, end - b);
-      on_block(b, feedback_compact_at_least<T, false>(e.data() + b, g.data() + b, scale, unit_scale, n, bound,
-                                                      e_new.data() + b, buffer));
-    }
+    simd::dispatch([&](auto tag) {
+      for (std::size_t b = begin; b < end; b += compact_block) {
+        const feedback_block<T> in{e.data() + b, g.data() + b, scale, e_new.data() + b};
+        on_block(b, feedback_candidates(tag, in, std::min(compact_block, end - b), bound, buffer));
+      }
+    });
   }
 
   void skip(std::size_t begin, std::size_t end) const {
@@ -207,8 +208,8 @@ struct feedback_source {
 
 /// The sample of src: the keys of its sample runs.
 template <class T, class Source>
-pooled_array<uint_of<T>> sample_keys(const Source& src) {
-  pooled_array<uint_of<T>> keys(sample_size(src.size()));
+pooled_array<uint_of<T>> sample_keys(workspace& ws, const Source& src) {
+  pooled_array<uint_of<T>> keys(ws, sample_size(src.size()));
   std::size_t filled = 0;
   for_each_sample_run(src.size(), [&](std::size_t begin, std::size_t n) {
     src.keys(begin, n, keys.data() + filled);
@@ -226,10 +227,12 @@ top_k_path top_k_by_sample(const exec::par_t& policy, const Source& src, std::si
                            sparse_vector<T, Index>& out) {
   using U = uint_of<T>;
   const std::size_t d = src.size();
-  const auto bounds = estimate_candidate_bounds(std::span<const U>(sample_keys<T>(src).span()), k, d);
+  workspace& ws = workspace_of(policy);
+  const auto bounds = estimate_candidate_bounds(ws, std::span<const U>(sample_keys<T>(ws, src).span()), k, d);
   if (!bounds) return top_k_path::fallback_direct;
   // Buckets about 1/1024 of the bound-to-upper band wide: the k-th key's bucket is small.
   unsigned shift = 0;
+  constexpr std::size_t radix_buckets = candidate_digit<U>::buckets;
   while (((bounds->upper - bounds->bound) >> shift) >= radix_buckets / 2) ++shift;
   const candidate_digit<U> digit{bounds->bound, shift};
   // Far more candidates than the sample promised: it misled; stop and take the exact path.
@@ -239,7 +242,7 @@ top_k_path top_k_by_sample(const exec::par_t& policy, const Source& src, std::si
   tbb::enumerable_thread_specific<histogram> histograms(histogram{});
   std::atomic<std::size_t> found{0};
   std::atomic<bool> over_cap{false};
-  chunked_sparse<T, Index> candidates;
+  chunked_sparse<T, Index> candidates(ws);
   const std::size_t chunks = chunk_count(d, compact_chunk);
   candidates.gather(policy, d, chunks, [&](std::size_t c, const sparse_sink<T, Index>& sink) {
     const std::size_t begin = c * compact_chunk, end = std::min(d, begin + compact_chunk);
@@ -281,12 +284,14 @@ top_k_path top_k_by_sample(const exec::par_t& policy, const Source& src, std::si
   tbb::enumerable_thread_specific<std::vector<std::pair<std::size_t, U>>> in_bucket;
   const auto scan = [&](std::size_t first, std::size_t last) {
     auto& mine = in_bucket.local();
-    for (std::size_t c = first; c < last; ++c) {
-      const auto run = candidates.chunk(c);
-      above[c] = scan_bucket(run.values, run.count, digit, bucket, c, mine);
-    }
+    simd::dispatch([&](auto tag) {
+      for (std::size_t c = first; c < last; ++c) {
+        const auto run = candidates.chunk(c);
+        above[c] = scan_bucket(tag, run.values, run.count, digit, bucket, c, mine);
+      }
+    });
   };
-  const bool parallel = candidates.size() >= top_k_parallel_candidates && policy.min_parallel_size <= d;
+  const bool parallel = candidates.size() >= tuning::top_k::parallel_candidates && policy.min_parallel_size <= d;
   if (parallel)
     tbb::parallel_for(tbb::blocked_range<std::size_t>(0, chunks),
                       [&](const tbb::blocked_range<std::size_t>& r) { scan(r.begin(), r.end()); });
@@ -315,12 +320,14 @@ top_k_path top_k_by_sample(const exec::par_t& policy, const Source& src, std::si
   out.indices.resize(k);
   out.values.resize(k);
   const auto emit = [&](std::size_t first, std::size_t last) {
-    for (std::size_t c = first; c < last; ++c) {
-      const auto run = candidates.chunk(c);
-      std::size_t left = quota[c];
-      keep_top(run.indices, run.values, run.count, kth.key, left, out.indices.data() + start[c],
-               out.values.data() + start[c]);
-    }
+    simd::dispatch([&](auto tag) {
+      for (std::size_t c = first; c < last; ++c) {
+        const auto run = candidates.chunk(c);
+        std::size_t left = quota[c];
+        keep_top(tag, run.indices, run.values, run.count, kth.key, left, out.indices.data() + start[c],
+                 out.values.data() + start[c]);
+      }
+    });
   };
   if (parallel)
     tbb::parallel_for(tbb::blocked_range<std::size_t>(0, chunks),
@@ -342,11 +349,11 @@ top_k_path top_k_into(const exec::par_t& policy, const segmented_input<T>& x, st
   }
   if (d < top_k_sampling_from) {
     if (x.contiguous()) {
-      top_k_small(x.whole(), k, out);
+      top_k_small(policy, x.whole(), k, out);
     } else {
       std::vector<T> joined(d);
       x.for_each_piece(0, d, [&](const T* p, std::size_t n, std::size_t global) { std::copy_n(p, n, joined.data() + global); });
-      top_k_small(std::span<const T>(joined), k, out);
+      top_k_small(policy, std::span<const T>(joined), k, out);
     }
     return top_k_path::small;
   }
@@ -369,7 +376,7 @@ template <class T, class Index>
 double clear_sent_and_sum_squares(const exec::par_t& policy, const sparse_vector<T, Index>& sent, std::span<T> e_new) {
   constexpr std::size_t B = gradcomp::detail::reduction_block;
   static_assert(compact_chunk % B == 0, "chunks must hold whole reduction blocks");
-  std::vector<double> block_norms(chunk_count(e_new.size(), B));
+  pooled_array<double> block_norms(workspace_of(policy), chunk_count(e_new.size(), B));
   for_each_chunk(policy, e_new.size(), compact_chunk, [&](std::size_t, std::size_t begin, std::size_t end) {
     const auto first = std::lower_bound(sent.indices.begin(), sent.indices.end(), begin,
                                         [](Index i, std::size_t v) { return static_cast<std::size_t>(i) < v; });
@@ -379,14 +386,12 @@ double clear_sent_and_sum_squares(const exec::par_t& policy, const sparse_vector
     clear_sent(sent.indices.data() + j, sent.values.data() + j, static_cast<std::size_t>(last - first), e_new.data());
     block_sums<summand::square>(e_new.data() + begin, end - begin, block_norms.data() + begin / B);
   });
-  double total = 0.0;
-  for (const double s : block_norms) total += s;
-  return total;
+  return sum_of_blocks(block_norms.span());
 }
 
-}  // namespace gradcomp::cpu::detail
+}  // namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail
 
-namespace gradcomp::exec {
+namespace gradcomp::exec::inline GRADCOMP_CPU_ABI {
 
 /// C(x) on exec::par; bit-identical to the exec::seq reference.
 template <std::floating_point T, class Index>
@@ -395,7 +400,7 @@ void compress_with(const exec::par_t& policy, const top_k& c, std::span<const T>
   gradcomp::detail::check_index_fits<Index>(x.size(), "top_k");
   out.reset(x.size());
   if (c.k < x.size() && x.size() < cpu::detail::top_k_sampling_from)
-    cpu::detail::top_k_small(x, c.k, out);  // the common per-layer case: no set-up at all
+    cpu::detail::top_k_small(policy, x, c.k, out);  // the common per-layer case: no set-up at all
   else
     cpu::detail::top_k_into(policy, cpu::detail::segmented_input<T>(x), c.k, out);
 }
@@ -422,4 +427,4 @@ double feedback_step_with(const exec::par_t& policy, const top_k& c, std::span<c
   return clear_sent_and_sum_squares(policy, out, e_new);
 }
 
-}  // namespace gradcomp::exec
+}  // namespace gradcomp::exec::inline GRADCOMP_CPU_ABI

@@ -6,9 +6,12 @@
 // Each is marked GRADCOMP_NO_FP_CONTRACT: the roundings are part of the definition, and a
 // compiler that fused a * b + c into an FMA on one back end only would break bit-identity.
 // (Callers in kernels carry the same mark, so these inline into them.)
+#include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
+#include "random.hpp"
 #include "strict_fp.hpp"
 
 namespace gradcomp::detail {
@@ -32,6 +35,30 @@ GRADCOMP_NO_FP_CONTRACT inline T add_scaled(T dense, T alpha, T value) {
 template <class T>
 void feedback_input(std::span<const T> e, std::span<const T> g, T scale, std::span<T> p) {
   for (std::size_t i = 0; i < p.size(); ++i) p[i] = feedback_element(e[i], g[i], scale);
+}
+
+/// Stochastic rounding of r >= 0 or < 0 with the uniform draw u in [0, 1): floor(r), or
+/// floor(r) + 1 when u < r - floor(r) (so E = r).
+inline double stochastic_round(double r, double u) noexcept {
+  double l = std::floor(r);
+  if (u < r - l) l += 1.0;
+  return l;
+}
+
+/// QSGD's level of x for scale > 0 (a positive normal or subnormal value of T, as a double):
+/// sign(x) * stochastic_round(|x| / scale) with element i's draw.
+template <class T>
+std::int32_t qsgd_level(T x, double scale, const counter_stream& stream, std::size_t i) noexcept {
+  const double l = stochastic_round(std::fabs(static_cast<double>(x)) / scale, stream.uniform(i));
+  return static_cast<std::int32_t>(x < T(0) ? -l : l);
+}
+
+/// grid_rounding's level of x on the grid of spacing q: x / q rounded to nearest (half away
+/// from zero), or stochastically with element i's draw.
+template <class T>
+std::int32_t grid_level(T x, double q, bool stochastic, const counter_stream& stream, std::size_t i) noexcept {
+  const double r = static_cast<double>(x) / q;
+  return static_cast<std::int32_t>(stochastic ? stochastic_round(r, stream.uniform(i)) : std::round(r));
 }
 
 }  // namespace gradcomp::detail

@@ -3,20 +3,33 @@
 //
 // Floating-point addition is not associative: a parallel or SIMD sum differs from a
 // left-to-right loop in the last bits. Scales of sign compressors, QSGD norms and EF
-// error totals must be identical on every back end, so the reference fixes the order:
-//   * the input is cut into blocks of reduction_block elements (the last may be shorter);
-//   * inside a block, element i goes to double accumulator i % 8 (eight interleaved
-//     lanes, one AVX-512 register of doubles, two AVX2 registers);
-//   * the lanes are folded as ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)), the usual
-//     halving of a vector register;
-//   * block sums are added left to right.
-// A parallel back end computes block sums independently and adds them in block order.
+// error totals must be identical on every back end, so the reference fixes the order as
+// one binary tree, built to be computed in parallel by SIMD lanes, threads and GPU warps:
+//
+//   * the input is cut into blocks of reduction_block = 4096 elements (the last may be
+//     shorter);
+//   * a block is a matrix of 512 rows and 8 lanes: element i is in row i / 8, lane i % 8.
+//     Each lane is summed over the rows by a pairwise tree (rows 0..255 and 256..511 summed
+//     separately and added, and so on down to single rows), and the eight lane sums are
+//     folded as ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)), the usual halving of a register;
+//   * the block sums are added by a pairwise tree over the blocks.
+//
+// Pairwise trees are taken over a power of two of leaves, the missing ones (past the end of
+// a short block, past the last block) being zero. Every summand here is >= 0 or NaN (|x|,
+// x^2), so adding a zero changes nothing, and a subtree of zeros may simply be skipped: a
+// short block costs what its elements cost.
+//
+// Why this tree: a SIMD register holds a row (or part of one), so the row tree is vertical
+// adds of registers with many independent chains (no add-latency bound, unlike one running
+// sum per lane); any aligned group of rows or blocks is a subtree that a thread or a GPU
+// warp can sum on its own; and a pairwise sum's rounding error grows with log n, not n.
 //
 // mean_abs and l2_norm add one rule for double input, whose sums can overflow (or whose
 // squares can underflow) although the result fits: when the plain sum is out of range they
 // sum again on x * 2^-e, with 2^e the power of two just above max |x| (exact scaling), and
 // scale the result back.
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <optional>
@@ -28,40 +41,80 @@ namespace gradcomp::detail {
 
 inline constexpr std::size_t reduction_block = 4096;
 inline constexpr std::size_t reduction_lanes = 8;
+inline constexpr std::size_t reduction_rows = reduction_block / reduction_lanes;
 
-/// Sum of f(x_i) over one block (at most reduction_block elements), in the fixed lane order.
-template <class T, class F>
-GRADCOMP_NO_FP_CONTRACT double block_sum(std::span<const T> block, F f) {
+/// The pairwise tree over leaf(first), leaf(first + 1), ..., leaf(first + size - 1) where
+/// size is a power of two and leaves at or past `end` are zero (and skipped).
+template <class Leaf>
+GRADCOMP_NO_FP_CONTRACT double pairwise_tree(std::size_t first, std::size_t size, std::size_t end, Leaf& leaf) {
   GRADCOMP_NO_FP_CONTRACT_BODY
-  std::array<double, reduction_lanes> lane{};
-  for (std::size_t i = 0; i < block.size(); ++i) lane[i % reduction_lanes] += f(block[i]);
+  if (size == 1) return leaf(first);
+  const std::size_t half = size / 2;
+  if (first + half >= end) return pairwise_tree(first, half, end, leaf);  // the right half is all zero
+  return pairwise_tree(first, half, end, leaf) + pairwise_tree(first + half, half, end, leaf);
+}
+
+/// leaf(0) + ... + leaf(n - 1) by the pairwise tree over n leaves (zero-padded to a power
+/// of two). Leaves must be >= 0 or NaN.
+template <class Leaf>
+double pairwise_sum(std::size_t n, Leaf&& leaf) {
+  return n == 0 ? 0.0 : pairwise_tree(0, std::bit_ceil(n), n, leaf);
+}
+
+/// The reference fold of the eight lane sums.
+GRADCOMP_NO_FP_CONTRACT inline double fold_lanes(const std::array<double, reduction_lanes>& lane) noexcept {
+  GRADCOMP_NO_FP_CONTRACT_BODY
   return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
 }
 
-/// Sum of f(x_i) over x: block sums added in block order.
+/// Sum of f(x_i) over one block (at most reduction_block elements): per lane, the pairwise
+/// tree over the block's rows; then the lanes folded.
+template <class T, class F>
+double block_sum(std::span<const T> block, F f) {
+  const std::size_t rows = (block.size() + reduction_lanes - 1) / reduction_lanes;
+  std::array<double, reduction_lanes> lane;
+  for (std::size_t l = 0; l < reduction_lanes; ++l)
+    lane[l] = pairwise_sum(rows, [&](std::size_t r) {
+      const std::size_t i = r * reduction_lanes + l;
+      return i < block.size() ? f(block[i]) : 0.0;
+    });
+  return fold_lanes(lane);
+}
+
+/// Sum of f(x_i) over x: the pairwise tree over the block sums.
 template <class T, class F>
 double ordered_sum(std::span<const T> x, F f) {
-  double total = 0.0;
-  for (std::size_t begin = 0; begin < x.size(); begin += reduction_block) {
-    const std::size_t n = x.size() - begin < reduction_block ? x.size() - begin : reduction_block;
-    total += block_sum(x.subspan(begin, n), f);
-  }
-  return total;
+  const std::size_t blocks = (x.size() + reduction_block - 1) / reduction_block;
+  return pairwise_sum(blocks, [&](std::size_t b) {
+    const std::size_t begin = b * reduction_block;
+    return block_sum(x.subspan(begin, std::min(reduction_block, x.size() - begin)), f);
+  });
+}
+
+/// The summand of l1_norm, in double.
+template <class T>
+double abs_summand(T v) noexcept {
+  return std::fabs(static_cast<double>(v));
+}
+
+/// The summand of squared_norm: for float input every square is exact in double.
+template <class T>
+GRADCOMP_NO_FP_CONTRACT double square_summand(T v) noexcept {
+  GRADCOMP_NO_FP_CONTRACT_BODY
+  const double w = static_cast<double>(v);
+  return w * w;
 }
 
 /// ||x||_1 in double, fixed order.
 template <class T>
 double l1_norm(std::span<const T> x) {
-  return ordered_sum(x, [](T v) { return std::fabs(static_cast<double>(v)); });
+  return ordered_sum(x, [](T v) { return abs_summand(v); });
 }
 
-/// ||x||_2^2 in double, fixed order. For float input every square is exact in double.
+/// ||x||_2^2 in double, fixed order.
 template <class T>
 double squared_norm(std::span<const T> x) {
-  return ordered_sum(x, [](T v) {
-    const double w = static_cast<double>(v);
-    return w * w;
-  });
+  return ordered_sum(x, [](T v) { return square_summand(v); });
 }
 
 /// The exponent e with max |x_i| * 2^-e in [0.5, 1), over the finite nonzero entries;
@@ -79,12 +132,15 @@ std::optional<int> max_exponent(std::span<const T> x) {
   return e;
 }
 
-/// ||x||_1 / n for the n = x.size() > 0 entries of x, finite whenever the true mean is.
+/// mean_abs given sum = l1_norm(x) (for back ends that computed the sum their own way):
+/// sum / n, or, when the sum overflowed, the rescaled sum.
 template <class T>
-double mean_abs(std::span<const T> x) {
+double mean_abs_from_l1(double sum, std::span<const T> x) {
   const double n = static_cast<double>(x.size());
-  const double sum = l1_norm(x);
   if (!std::isinf(sum)) return sum / n;  // the usual case (NaN input stays NaN)
+  // A float block cannot overflow a double sum (2^64 * FLT_MAX < DBL_MAX): an infinite sum
+  // means an Inf in the input, and the rescue below would return +Inf too.
+  if constexpr (sizeof(T) == 4) return sum / n;
   const auto e = max_exponent(x);
   if (!e) return sum / n;  // the infinity is in the input
   const int shift = *e;
@@ -92,10 +148,16 @@ double mean_abs(std::span<const T> x) {
   return std::ldexp(scaled / n, shift);
 }
 
-/// ||x||_2, without overflow or underflow of the squares when the norm itself fits.
+/// ||x||_1 / n for the n = x.size() > 0 entries of x, finite whenever the true mean is.
 template <class T>
-double l2_norm(std::span<const T> x) {
-  const double sum = squared_norm(x);
+double mean_abs(std::span<const T> x) {
+  return mean_abs_from_l1(l1_norm(x), x);
+}
+
+/// l2_norm given sum = squared_norm(x) (for back ends that computed the sum their own way).
+template <class T>
+GRADCOMP_NO_FP_CONTRACT double l2_norm_from_squares(double sum, std::span<const T> x) {
+  GRADCOMP_NO_FP_CONTRACT_BODY
   // Below 2^-900 some squares may have underflowed (only possible for double input).
   if (std::isnan(sum) || (sum >= 0x1p-900 && !std::isinf(sum))) return std::sqrt(sum);
   const auto e = max_exponent(x);
@@ -106,6 +168,12 @@ double l2_norm(std::span<const T> x) {
     return w * w;
   });
   return std::ldexp(std::sqrt(scaled), shift);
+}
+
+/// ||x||_2, without overflow or underflow of the squares when the norm itself fits.
+template <class T>
+double l2_norm(std::span<const T> x) {
+  return l2_norm_from_squares(squared_norm(x), x);
 }
 
 }  // namespace gradcomp::detail

@@ -1,52 +1,45 @@
-#pragma once
-// The element kernels of Top-k on exec::par, once T (the k-th largest magnitude key) is
-// known or being narrowed down:
-//   * keep_top: keep key > T, and keys == T while a tie quota lasts (lowest indices first);
-//   * the candidate histogram's bucket of a key, and a scan that counts the candidates above
-//     a bucket and lists the keys in it.
-// Each has a SIMD loop and the scalar loop that defines it (used for the tails, the scalar
-// build and index types wider or narrower than the values).
-#include <algorithm>
+// The selection kernels of Top-k, for one target: once T (the k-th largest magnitude key)
+// is known or being narrowed down.
+//   keep_top          keep key > T, and keys == T while a tie quota lasts (lowest indices
+//                     first), from candidate (index, value) runs;
+//   scan_bucket       counts the candidates above a histogram bucket and lists the keys in it;
+//   for_each_matching calls f(key) for every key whose bits above `remaining` equal a
+//                     prefix (radix select's passes after the first digit, when few match).
+// Each has a vector loop and the scalar loop that defines it (detail::keep_top_scalar, used
+// for tails, for index types narrower or wider than the values, and on scalar targets).
+#if defined(GRADCOMP_CPU_SIMD_SELECT_INL_) == defined(HWY_TARGET_TOGGLE)
+#ifdef GRADCOMP_CPU_SIMD_SELECT_INL_
+#undef GRADCOMP_CPU_SIMD_SELECT_INL_
+#else
+#define GRADCOMP_CPU_SIMD_SELECT_INL_
+#endif
+
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
-#include "../detail/bits.hpp"
-#include "radix_select.hpp"
-#include "simd.hpp"
+#include "../../detail/bits.hpp"
+#include "../kernel_types.hpp"
+#include "../keep_top.hpp"
 
-namespace gradcomp::cpu::detail {
+#if GRADCOMP_SIMD_EMIT
+GRADCOMP_SIMD_NAMESPACE_BEGIN
 
-/// Writes the entries j of x[0, n) with key > threshold, and those == threshold while
-/// ties_left lasts (decrementing it), as (index_of(j), x[j]) to idx / val; returns how many.
-template <class T, class Index, class IndexOf>
-std::size_t keep_top_scalar(const T* x, std::size_t n, uint_of<T> threshold, std::size_t& ties_left,
-                            IndexOf&& index_of, Index* idx, T* val) {
-  std::size_t w = 0;
-  for (std::size_t j = 0; j < n; ++j) {
-    const uint_of<T> key = magnitude_key(x[j]);
-    if (key > threshold || (key == threshold && ties_left > 0)) {
-      ties_left -= key == threshold;
-      idx[w] = static_cast<Index>(index_of(j));
-      val[w] = x[j];
-      ++w;
-    }
-  }
-  return w;
-}
+using detail::candidate_digit;
+using detail::keep_top_scalar;
+using detail::shift_right;
 
 /// keep_top_scalar for candidates given as (indices, values) arrays: writes exactly the kept
 /// entries to idx / val (never past them: other threads write what follows).
 template <class T, class Index>
-std::size_t keep_top(const Index* in_idx, const T* in_val, std::size_t n, uint_of<T> threshold, std::size_t& ties_left,
-                     Index* idx, T* val) {
+std::size_t keep_top(tag, const Index* in_idx, const T* in_val, std::size_t n, uint_of<T> threshold,
+                     std::size_t& ties_left, Index* idx, T* val) {
   std::size_t i = 0, w = 0;
-#if GRADCOMP_CPU_SIMD
+#if GRADCOMP_SIMD_VECTORS
   using U = uint_of<T>;
   if constexpr (std::is_same_v<Index, U>) {  // index lanes as wide as value lanes
-    namespace hn = simd::hn;
     const hn::ScalableTag<T> d;
     const hn::RebindToSigned<decltype(d)> di;  // keys < 2^(bits-1): signed compares are exact
     const hn::RebindToUnsigned<decltype(d)> du;
@@ -90,36 +83,14 @@ std::size_t keep_top(const Index* in_idx, const T* in_val, std::size_t n, uint_o
                              idx + w, val + w);
 }
 
-/// The bucket of a candidate key in Top-k's candidate histogram: fine buckets of 2^shift
-/// keys from the bound up, everything beyond the last one in the last. Candidates have
-/// key >= bound, so key - bound does not wrap.
-template <class U>
-struct candidate_digit {
-  U bound;
-  unsigned shift;
-
-  static constexpr std::size_t last = radix_buckets - 1;
-
-  std::size_t operator()(U key) const noexcept {
-    return static_cast<std::size_t>(std::min<U>(static_cast<U>((key - bound) >> shift), U{last}));
-  }
-};
-
 /// For the candidate values x[0, n): returns how many lie in buckets above `bucket`, and
 /// appends (chunk, key) for each one in `bucket` to in_bucket.
 template <class T>
-std::size_t scan_bucket(const T* x, std::size_t n, const candidate_digit<uint_of<T>>& digit, std::size_t bucket,
+std::size_t scan_bucket(tag, const T* x, std::size_t n, const candidate_digit<uint_of<T>>& digit, std::size_t bucket,
                         std::size_t chunk, std::vector<std::pair<std::size_t, uint_of<T>>>& in_bucket) {
   using U = uint_of<T>;
   std::size_t above = 0, i = 0;
-  const auto scalar = [&](std::size_t j) {
-    const U key = magnitude_key(x[j]);
-    const std::size_t b = digit(key);
-    above += b > bucket;
-    if (b == bucket) in_bucket.emplace_back(chunk, key);
-  };
-#if GRADCOMP_CPU_SIMD
-  namespace hn = simd::hn;
+#if GRADCOMP_SIMD_VECTORS
   const hn::ScalableTag<T> d;
   const hn::RebindToSigned<decltype(d)> di;  // (key - bound) >> shift < 2^(bits-1)
   using S = hn::TFromD<decltype(di)>;
@@ -140,8 +111,44 @@ std::size_t scan_bucket(const T* x, std::size_t n, const candidate_digit<uint_of
     }
   }
 #endif
-  for (; i < n; ++i) scalar(i);
+  for (; i < n; ++i) {
+    const U key = magnitude_key(x[i]);
+    const std::size_t b = digit(key);
+    above += b > bucket;
+    if (b == bucket) in_bucket.emplace_back(chunk, key);
+  }
   return above;
 }
 
-}  // namespace gradcomp::cpu::detail
+/// Calls f(key) for every key of x[0, n) whose bits above `remaining` equal prefix.
+template <class T, class F>
+void for_each_matching(tag, const T* x, std::size_t n, uint_of<T> prefix, unsigned remaining, F&& f) {
+  using U = uint_of<T>;
+  std::size_t i = 0;
+#if GRADCOMP_SIMD_VECTORS
+  // After the first digit few keys match: whole vectors are skipped by one test.
+  const hn::ScalableTag<T> d;
+  const hn::RebindToUnsigned<decltype(d)> du;
+  constexpr std::size_t L = hn::MaxLanes(d);
+  if (remaining < sizeof(U) * 8) {
+    const auto magnitude = hn::Set(du, static_cast<U>(~U{0} >> 1));
+    const auto want = hn::Set(du, prefix);
+    for (; i + L <= n; i += L) {
+      const auto key = hn::And(hn::BitCast(du, hn::LoadU(d, x + i)), magnitude);
+      if (hn::AllFalse(du, hn::Eq(hn::ShiftRightSame(key, static_cast<int>(remaining)), want))) continue;
+      for (std::size_t j = i; j < i + L; ++j) {
+        const U k = magnitude_key(x[j]);
+        if (shift_right(k, remaining) == prefix) f(k);
+      }
+    }
+  }
+#endif
+  for (; i < n; ++i) {
+    const U k = magnitude_key(x[i]);
+    if (shift_right(k, remaining) == prefix) f(k);
+  }
+}
+
+GRADCOMP_SIMD_NAMESPACE_END
+#endif
+#endif
