@@ -36,12 +36,9 @@
 #include <utility>
 #include <vector>
 
-#include "concepts.hpp"
 #include "detail/bits.hpp"
 #include "detail/element_rules.hpp"
 #include "detail/reduce.hpp"
-#include "error.hpp"
-#include "execution.hpp"
 
 namespace gradcomp {
 

@@ -22,6 +22,7 @@
 // below check the declaration, the unit tests check the inequality.
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <type_traits>
 

@@ -13,10 +13,10 @@
 #include <span>
 
 #include "../detail/reduce.hpp"
-#include "../detail/strict_fp.hpp"
 #include "reduce.hpp"
 #include "kernel_types.hpp"
 #include "simd.hpp"
+#include "abi.hpp"
 
 namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 

@@ -7,6 +7,7 @@
 #include <cstddef>
 
 #include "../detail/bits.hpp"
+#include "abi.hpp"
 
 namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 

@@ -8,6 +8,7 @@
 
 #include "../detail/bits.hpp"
 #include "tuning.hpp"
+#include "abi.hpp"
 
 namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 

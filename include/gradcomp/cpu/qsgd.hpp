@@ -15,7 +15,6 @@
 #include "../payload/quantized.hpp"
 #include "levels.hpp"
 #include "policy.hpp"
-#include "parallel.hpp"
 #include "reduce.hpp"
 #include "simd.hpp"
 

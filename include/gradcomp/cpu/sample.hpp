@@ -18,6 +18,7 @@
 #include "radix_select.hpp"
 #include "tuning.hpp"
 #include "workspace.hpp"
+#include "abi.hpp"
 
 namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <span>
 #include <vector>
+#include "abi.hpp"
 
 namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 

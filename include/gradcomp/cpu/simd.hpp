@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "../error.hpp"
-#include "policy.hpp"
+#include "abi.hpp"
 
 #if !defined(GRADCOMP_NO_HIGHWAY) && __has_include(<hwy/highway.h>)
 #define GRADCOMP_HAVE_HIGHWAY 1

@@ -8,8 +8,9 @@
 #include <span>
 #include <vector>
 
-#include "../detail/strict_fp.hpp"
+#include "../detail/bitpack.hpp"
 #include "../detail/bits.hpp"
+#include "../detail/strict_fp.hpp"
 #include "../detail/wire.hpp"
 #include "../error.hpp"
 
