@@ -17,9 +17,11 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -84,6 +86,7 @@ struct convex_cli {
   repro::convex_settings s;
   std::string data, fashion_dir = std::string(fashion_mnist::debian_dir), classes = "0,6", start = "zero";
   std::size_t samples = 0;
+  repro::libsvm_options libsvm;
   std::vector<std::string> methods{"sgd", "top_k", "hard_threshold"};
   repro::output_options out{.dir = "out/reproduce/convex", .plots = true};
   bool no_plots = false;
@@ -98,6 +101,14 @@ void add_convex(CLI::App& app, convex_cli& c) {
       "hard-threshold with lambda calibrated to Top-k's total volume.");
   cmd->add_option("--data", c.data,
                   "A binary data set in LIBSVM text format (label index:value ...). Default: Fashion-MNIST, --classes");
+  cmd->add_option("--positive-label", c.libsvm.positive_label,
+                  "--data: the label that becomes +1 (the other becomes -1). Without it the labels must be -1 and +1, "
+                  "or 0 and 1");
+  cmd->add_option("--max-dim", c.libsvm.max_dim,
+                  "--data: the largest feature index accepted; the model and each worker's gradient and residual are "
+                  "dense vectors of that many doubles")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{std::numeric_limits<std::uint32_t>::max()}));
   cmd->add_option("--fashion-dir", c.fashion_dir, "Directory of the Fashion-MNIST IDX files")->capture_default_str();
   cmd->add_option(
          "--classes", c.classes,
@@ -156,7 +167,7 @@ repro::binary_dataset first_samples(repro::binary_dataset data, std::size_t n) {
 repro::binary_dataset load_convex_data(const convex_cli& c) {
   repro::binary_dataset data;
   if (!c.data.empty()) {
-    data = first_samples(repro::load_libsvm(c.data), c.samples);
+    data = first_samples(repro::load_libsvm(c.data, c.libsvm), c.samples);
   } else {
     const auto classes = parse_classes(c.classes);
     data = repro::fashion_mnist_binary(fashion_mnist::load_split(c.fashion_dir, "train"), classes[0], classes[1],
@@ -171,7 +182,10 @@ void run_convex_command(convex_cli& c) {
   const bool talk = rank_of_process() == 0;
   const auto t0 = std::chrono::steady_clock::now();
   repro::binary_dataset data = load_convex_data(c);
-  if (talk) std::printf("data: %s, %zu samples, d = %zu\n", data.name.c_str(), data.size(), data.dim());
+  if (talk)
+    std::printf("data: %s, %zu samples, d = %zu; +1 is label %s, -1 is label %s\n", data.name.c_str(), data.size(),
+                data.dim(), repro::detail::format_number(data.positive_label).c_str(),
+                repro::detail::format_number(data.negative_label).c_str());
   const repro::convex_problem p = repro::make_convex_problem(std::move(data));
   if (talk)
     std::printf("L = %.6g, l2 = L/10000 = %.6g, gamma = %.6g; f* = %.15g (||grad|| %.2g, %d Newton steps) in %.1f s\n",
