@@ -114,7 +114,9 @@ void add_convex(CLI::App& app, convex_cli& c) {
          "--classes", c.classes,
          "Fashion-MNIST classes A,B for the binary task (A is +1): 0 T-shirt/top, 6 Shirt, 2 Pullover, 4 Coat, ...")
       ->capture_default_str();
-  cmd->add_option("--samples", c.samples, "Keep only the first N samples (0: all), for quick runs");
+  cmd->add_option("--samples", c.samples,
+                  "Keep only N samples (0: all), for quick runs: drawn by a shuffle seeded with --seed, the same for "
+                  "any order of the file's rows");
   c.workers = cmd->add_option("--workers", c.s.workers, "Simulated workers n (under mpirun: the number of ranks)")
                   ->capture_default_str()
                   ->check(CLI::PositiveNumber);
@@ -152,28 +154,16 @@ void add_convex(CLI::App& app, convex_cli& c) {
   cmd->add_flag("--no-plots", c.no_plots, "Do not run gnuplot");
 }
 
-/// The first n samples of data (all when n is 0 or larger).
-repro::binary_dataset first_samples(repro::binary_dataset data, std::size_t n) {
-  if (n == 0 || n >= data.size()) return data;
-  auto& a = data.a;
-  a.rows = n;
-  a.row_ptr.resize(n + 1);
-  a.col.resize(a.row_ptr.back());
-  a.val.resize(a.row_ptr.back());
-  data.y.resize(n);
-  return data;
-}
-
+/// The data in canonical order, --samples of them drawn with the first seed (samples.hpp).
 repro::binary_dataset load_convex_data(const convex_cli& c) {
   repro::binary_dataset data;
   if (!c.data.empty()) {
-    data = first_samples(repro::load_libsvm(c.data, c.libsvm), c.samples);
+    data = repro::load_libsvm(c.data, c.libsvm);
   } else {
     const auto classes = parse_classes(c.classes);
-    data = repro::fashion_mnist_binary(fashion_mnist::load_split(c.fashion_dir, "train"), classes[0], classes[1],
-                                       c.samples);
+    data = repro::fashion_mnist_binary(fashion_mnist::load_split(c.fashion_dir, "train"), classes[0], classes[1]);
   }
-  return data;
+  return repro::seeded_sample(repro::canonical(std::move(data)), c.samples, c.s.seed);
 }
 
 void run_convex_command(convex_cli& c) {
@@ -216,8 +206,10 @@ void add_nonconvex(CLI::App& app, nonconvex_cli& c) {
       "SGD, EF Top-k, EF hard-threshold (lambda calibrated to Top-k's density), EF scaled sign (MEM-SGD), "
       "DoubleSqueeze and LIEC-SGD with scaled and blockwise sign; test accuracy against epochs and bytes.");
   cmd->add_option("--fashion-dir", c.fashion_dir, "Directory of the Fashion-MNIST IDX files")->capture_default_str();
-  cmd->add_option("--train-samples", c.train_samples, "Keep only the first N training images (0: all 60000)");
-  cmd->add_option("--test-samples", c.test_samples, "Keep only the first N test images (0: all 10000)");
+  cmd->add_option("--train-samples", c.train_samples,
+                  "Keep only N training images (0: all 60000), drawn by a shuffle seeded with --seed");
+  cmd->add_option("--test-samples", c.test_samples,
+                  "Keep only N test images (0: all 10000), drawn by a shuffle seeded with --seed");
   c.workers = cmd->add_option("--workers", c.s.workers, "Simulated workers n (under mpirun: the number of ranks)")
                   ->capture_default_str()
                   ->check(CLI::PositiveNumber);
@@ -260,16 +252,9 @@ void add_nonconvex(CLI::App& app, nonconvex_cli& c) {
 void run_nonconvex_command(nonconvex_cli& c) {
   c.s.server = c.server == "sharded" ? gc::server_mode::sharded : gc::server_mode::single;
   c.out.plots = !c.no_plots;
-  repro::nonconvex_data data{fashion_mnist::load_split(c.fashion_dir, "train"),
-                             fashion_mnist::load_split(c.fashion_dir, "t10k")};
-  const auto keep = [](fashion_mnist::labelled_images& set, std::size_t n) {
-    if (n == 0 || n >= set.size()) return;
-    set.labels.resize(n);
-    set.x.count = n;
-    set.x.pixels.resize(n * set.x.pixels_per_image());
-  };
-  keep(data.train, c.train_samples);
-  keep(data.test, c.test_samples);
+  const repro::nonconvex_data data = repro::make_nonconvex_data(fashion_mnist::load_split(c.fashion_dir, "train"),
+                                                                fashion_mnist::load_split(c.fashion_dir, "t10k"),
+                                                                c.train_samples, c.test_samples, c.s.seed);
   if (rank_of_process() == 0)
     std::printf("data: Fashion-MNIST, %zu training and %zu test images\n", data.train.size(), data.test.size());
   on_workers(c.s.workers, c.workers->count() > 0, [&](auto& comm, int workers) {

@@ -8,7 +8,9 @@
 //   ef_scaled_sign               ef_sgd + scaled sign (MEM-SGD, the LIEC paper's one-way baseline)
 //   double_squeeze_{scaled,blockwise}_sign, liec_{scaled,blockwise}_sign
 // Logged: test accuracy of the averaged model, training loss, bytes and error, against
-// epochs and bytes. A collective: every rank calls it with the same arguments.
+// epochs and bytes. Each worker draws its batches from its own block of a seeded shuffle of
+// the canonically ordered training images (samples.hpp). A collective: every rank calls it
+// with the same arguments.
 #include <gradcomp/distributed.hpp>
 
 #include <algorithm>
@@ -32,6 +34,7 @@
 #include "progress.hpp"
 #include "report.hpp"
 #include "run_log.hpp"
+#include "samples.hpp"
 #include "util.hpp"
 
 namespace repro {
@@ -67,9 +70,19 @@ struct nonconvex_settings {
   double tolerance = 0.05;
 };
 
+/// The images, both sets in canonical order (make_nonconvex_data).
 struct nonconvex_data {
   fashion_mnist::labelled_images train, test;
 };
+
+/// Puts both sets in canonical order, then keeps train_samples and test_samples images of them
+/// (0: all), drawn by a shuffle seeded with `seed` (samples.hpp): the same images, in the same
+/// order, for any order of the files' images.
+inline nonconvex_data make_nonconvex_data(fashion_mnist::labelled_images train, fashion_mnist::labelled_images test,
+                                          std::size_t train_samples, std::size_t test_samples, std::uint64_t seed) {
+  return {seeded_sample(canonical(std::move(train)), train_samples, seed),
+          seeded_sample(canonical(std::move(test)), test_samples, seed)};
+}
 
 struct nonconvex_plan {
   std::uint64_t steps = 0, log_every = 0;
@@ -153,9 +166,10 @@ run_outcome train_mlp(Comm& comm, Scheme& scheme, const nonconvex_data& data, co
   std::vector<float> params = mlp::he_init(req.seed), grad(mlp::size), x, mean;
   std::vector<std::uint8_t> y;
   std::vector<std::uint32_t> ids(s.batch);
-  const auto mine = gc::comm::shard_of(data.train.size(), comm.size(), comm.rank());
+  // This worker's share of the images (its block of this seed's shuffle, samples.hpp).
+  const std::vector<std::size_t> mine = worker_rows(data.train.size(), comm.size(), comm.rank(), req.seed);
   std::mt19937_64 rng(worker_seed(req.seed, comm.rank()));
-  std::uniform_int_distribution<std::size_t> pick(mine.begin, mine.end - 1);
+  std::uniform_int_distribution<std::size_t> pick(0, mine.size() - 1);
   const double n = comm.size();
 
   run_outcome out;
@@ -165,7 +179,7 @@ run_outcome train_mlp(Comm& comm, Scheme& scheme, const nonconvex_data& data, co
   run_log log(req.log_at);
   double loss_since_log = 0;
   for (std::uint64_t t = 1; t <= req.steps; ++t) {
-    for (auto& id : ids) id = static_cast<std::uint32_t>(pick(rng));
+    for (auto& id : ids) id = static_cast<std::uint32_t>(mine[pick(rng)]);
     examples::gather_batch(data.train, ids, x, y);
     loss_since_log += net.loss_and_gradient(params, x, y, grad);
     scheme.step(gc::exec::seq, std::span<float>(params), std::span<const float>(grad));
@@ -343,6 +357,7 @@ inline fs::path write_nonconvex_report(const nonconvex_data& data, const nonconv
   j.key("train_samples").value(static_cast<std::uint64_t>(data.train.size()));
   j.key("test_samples").value(static_cast<std::uint64_t>(data.test.size()));
   j.key("dim").value(static_cast<std::uint64_t>(mlp::size));
+  j.key("sample_assignment").value(sample_assignment);
   j.key("workers").value(s.workers);
   j.key("batch").value(static_cast<std::uint64_t>(s.batch));
   j.key("lr").value(s.lr);

@@ -5,7 +5,8 @@
                                    calibrated hard-threshold sent Top-k's elements within the
                                    tolerance (mean over seeds)
   check_outputs.py nonconvex DIR   the same for a non-convex run
-  check_outputs.py same DIR_A DIR_B  the two runs wrote byte-identical CSV files (MPI vs simulated)
+  check_outputs.py same DIR_A DIR_B  the two runs wrote byte-identical CSV files and summary.json
+                                   (MPI vs simulated; one data file vs the same rows in another order)
 
 Exits 1 with a message naming the file and what is wrong.
 """
@@ -126,11 +127,11 @@ def check_same(a, b):
         fail(f"{a}: no CSV files")
     if files != sorted(f for f in os.listdir(b) if f.endswith(".csv")):
         fail(f"{a} and {b} hold different CSV files")
-    for f in files:
+    for f in files + ["summary.json"]:
         with open(os.path.join(a, f), "rb") as x, open(os.path.join(b, f), "rb") as y:
             if x.read() != y.read():
                 fail(f"{f} differs between {a} and {b}")
-    print(f"check_outputs: {len(files)} CSV files identical in {a} and {b}")
+    print(f"check_outputs: {len(files)} CSV files and summary.json identical in {a} and {b}")
 
 
 if __name__ == "__main__":
