@@ -128,20 +128,57 @@ void add_metrics(worker_totals& w, const gc::double_squeeze<C, Comm, float, S>& 
   for (int i = 0; i < shards; ++i) add_metrics(w, s.worker(i));
 }
 
+/// The payload of LIEC-SGD's worker messages (nothing for the other schemes).
+template <class Scheme>
+struct liec_payload {
+  struct type {};
+};
+template <class C, class Comm, class S>
+struct liec_payload<gc::liec_sgd<C, Comm, float, S>> {
+  using type = typename gc::liec_sgd<C, Comm, float, S>::worker_payload;
+};
+
 /// This worker's running totals. The EF schemes' error feedback counts what it sent and sums
-/// ||e_t||^2 as it steps; LIEC-SGD has no residual, so the meter sums lr^2 ||r_i||^2, the
-/// error compensated in each step, in the same units (a step), and counts no elements.
+/// ||e_t||^2 as it steps. LIEC-SGD has no residual and does not expose its messages, so the
+/// meter measures them itself:
+///  - elements: before a compressed step, it compresses g as the step will (each shard of the
+///    server layout with a copy of that shard's worker compressor, so a seeded one draws the
+///    same) and adds gc::sent_elements of those messages; a synchronising step (every
+///    sync_every-th; the meter must be given the scheme's H) sends x and g uncompressed, 2d
+///    values;
+///  - error: after a compressed step, lr^2 ||r_i||^2, the compression error that the step
+///    compensated, in the same units (a step) as ||e||^2; a synchronising step compresses
+///    nothing and adds 0.
 template <class Scheme>
 class worker_meter {
  public:
+  explicit worker_meter(std::uint64_t sync_every = 0) : sync_every_(sync_every) {}
+
+  void before_step(const Scheme& s, std::span<const float> g) {
+    if constexpr (is_liec_sgd<Scheme>) {
+      syncing_ = sync_every_ != 0 && (s.steps() + 1) % sync_every_ == 0;
+      if (syncing_) {
+        liec_elements_ += 2.0 * static_cast<double>(s.dim());
+        return;
+      }
+      for (int shard = 0; shard < s.layout().shards(); ++shard) {
+        auto c = s.worker_compressor(shard);  // a copy: the scheme's own is not advanced
+        const gc::comm::index_range range = s.layout().shard(shard);
+        gc::compress(gc::exec::seq, c, g.subspan(range.begin, range.size()), message_);
+        liec_elements_ += static_cast<double>(gc::sent_elements(message_));
+      }
+    }
+  }
+
   void after_step(const Scheme& s, double lr) {
-    if constexpr (is_liec_sgd<Scheme>) liec_error_ += lr * lr * squared_norm(s.last_residual());
+    if constexpr (is_liec_sgd<Scheme>)
+      if (!syncing_) liec_error_ += lr * lr * squared_norm(s.last_residual());
   }
 
   worker_totals totals(const Scheme& s) const {
     worker_totals w;
     if constexpr (is_liec_sgd<Scheme>) {
-      w.elements_sent = std::numeric_limits<double>::quiet_NaN();
+      w.elements_sent = liec_elements_;
       w.error = liec_error_;
     } else {
       add_metrics(w, s);
@@ -152,7 +189,11 @@ class worker_meter {
   }
 
  private:
+  std::uint64_t sync_every_;
+  bool syncing_ = false;
+  double liec_elements_ = 0;
   double liec_error_ = 0;
+  typename liec_payload<Scheme>::type message_;
 };
 
 }  // namespace detail
@@ -175,13 +216,14 @@ run_outcome train_mlp(Comm& comm, Scheme& scheme, const nonconvex_data& data, co
   run_outcome out;
   out.record.method = req.method;
   out.record.seed = req.seed;
-  detail::worker_meter<Scheme> meter;
+  detail::worker_meter<Scheme> meter(s.sync_every);
   run_log log(req.log_at);
   double loss_since_log = 0;
   for (std::uint64_t t = 1; t <= req.steps; ++t) {
     for (auto& id : ids) id = static_cast<std::uint32_t>(mine[pick(rng)]);
     examples::gather_batch(data.train, ids, x, y);
     loss_since_log += net.loss_and_gradient(params, x, y, grad);
+    meter.before_step(scheme, grad);
     scheme.step(gc::exec::seq, std::span<float>(params), std::span<const float>(grad));
     meter.after_step(scheme, s.lr);
     if (req.bar) req.bar->advance();

@@ -54,11 +54,16 @@ def check_run_csv(path, kind, steps, method):
     table = read_csv(path, kind)
     col = {name: i for i, name in enumerate(COLUMNS[kind])}
     last_step = 0
+    last_sent = 0
     for n, row in enumerate(table, start=2):
         step = row[col["step"]]
         if step <= last_step:
             fail(f"{path}:{n}: step {step} does not increase")
         last_step = step
+        sent = row[col["elements_sent"]]
+        if not (math.isfinite(sent) and sent >= last_sent):
+            fail(f"{path}:{n}: elements_sent = {sent} (after {last_sent}): not a finite, non-decreasing count")
+        last_sent = sent
         for name in ("epoch", "bytes_up", "bytes_down", "mean_error_sq"):
             if not (row[col[name]] >= 0 and math.isfinite(row[col[name]])):
                 fail(f"{path}:{n}: {name} = {row[col[name]]}")
@@ -72,6 +77,8 @@ def check_run_csv(path, kind, steps, method):
             fail(f"{path}:{n}: uncompressed SGD has a residual {row[col['mean_error_sq']]}")
     if int(last_step) != steps:
         fail(f"{path}: last step {last_step}, the run has {steps}")
+    if not last_sent > 0:
+        fail(f"{path}: {method} sent {last_sent} elements in the whole run")
 
 
 def check_dir(kind, directory):
@@ -95,6 +102,11 @@ def check_dir(kind, directory):
             s = m[key]
             if s["mean"] is not None and not (s["min"] <= s["mean"] <= s["max"]):
                 fail(f"{summary_path}: {name}.{key} mean {s['mean']} outside [{s['min']}, {s['max']}]")
+        # Every method sends something, and says how much (null is how NaN is written).
+        for field in ("mean", "min", "max"):
+            v = m["elements_sent"][field]
+            if v is None or not (math.isfinite(v) and v > 0):
+                fail(f"{summary_path}: {name}.elements_sent.{field} = {v}, expected a finite, positive count")
     if not summary["plots"]:
         fail(f"{summary_path}: no plots listed")
     for file in summary["plots"]:
