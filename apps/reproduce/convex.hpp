@@ -11,6 +11,9 @@
 // Methods: SGD without compression (the identity compressor), EF Top-k with a small k, and
 // EF hard-threshold with lambda chosen (calibrate_lambda) so that the elements it sends over
 // the whole run match Top-k's.
+//
+// Worker i draws its samples from its own block of a seeded shuffle of the canonically
+// ordered rows (samples.hpp), so a run depends on its seed, never on the file's row order.
 #include <gradcomp/distributed.hpp>
 
 #include <algorithm>
@@ -34,6 +37,7 @@
 #include "logistic.hpp"
 #include "progress.hpp"
 #include "run_log.hpp"
+#include "samples.hpp"
 #include "util.hpp"
 
 namespace repro {
@@ -59,14 +63,16 @@ struct convex_settings {
 
 /// Everything the runs share, computed once (and identically on every MPI rank).
 struct convex_problem {
-  binary_dataset data;
+  binary_dataset data;  // in canonical order (samples.hpp)
   double l2 = 0, smoothness = 0, gamma = 0;
   optimum best;  // x* and f*
 };
 
+/// The data go into canonical order first, so that L, f* and every run are the same for any
+/// order of the rows.
 inline convex_problem make_convex_problem(binary_dataset data) {
   convex_problem p;
-  p.data = std::move(data);
+  p.data = canonical(std::move(data));
   p.smoothness = smoothness(p.data);
   p.l2 = p.smoothness / 10000.0;
   p.gamma = 1.0 / (p.smoothness + p.l2);
@@ -112,10 +118,11 @@ run_outcome run_convex(Comm& comm, const convex_problem& p, const convex_setting
     for (std::size_t i = 0; i < d; ++i) x[i] = p.best.x[i] + s.start_offset;
 
   gc::ef_sgd<C, Comm, double> scheme(std::move(compressor), comm, d, {.lr = p.gamma});
-  // This worker's samples, drawn uniformly with its own generator.
-  const auto mine = gc::comm::shard_of(p.data.size(), comm.size(), comm.rank());
+  // This worker's share of the samples (its block of this seed's shuffle, samples.hpp), drawn
+  // from uniformly with its own generator.
+  const std::vector<std::size_t> mine = worker_rows(p.data.size(), comm.size(), comm.rank(), req.seed);
   std::mt19937_64 rng(worker_seed(req.seed, comm.rank()));
-  std::uniform_int_distribution<std::size_t> pick(mine.begin, mine.end - 1);
+  std::uniform_int_distribution<std::size_t> pick(0, mine.size() - 1);
 
   run_outcome out;
   out.record.method = req.method;
@@ -129,7 +136,7 @@ run_outcome run_convex(Comm& comm, const convex_problem& p, const convex_setting
   };
   run_log log(req.log_at);
   for (std::uint64_t t = 1; t <= req.steps; ++t) {
-    f.sample_gradient(pick(rng), x, g);
+    f.sample_gradient(mine[pick(rng)], x, g);
     scheme.step(gc::exec::seq, std::span<double>(x), std::span<const double>(g));
     if (req.bar) req.bar->advance();
     if (!log.due(t)) continue;

@@ -128,6 +128,9 @@ inline fs::path write_convex_report(const convex_problem& p, const convex_settin
   j.key("dataset").value(p.data.name);
   j.key("samples").value(static_cast<std::uint64_t>(p.data.size()));
   j.key("dim").value(static_cast<std::uint64_t>(p.data.dim()));
+  j.key("positive_label").value(p.data.positive_label);
+  j.key("negative_label").value(p.data.negative_label);
+  j.key("sample_assignment").value(sample_assignment);
   j.key("workers").value(s.workers);
   j.key("L").value(p.smoothness);
   j.key("l2").value(p.l2);

@@ -1,19 +1,23 @@
 #pragma once
 // Data for the convex experiment (regularised logistic regression): a small CSR matrix, a
-// binary data set, a LIBSVM text reader and a Fashion-MNIST two-class task.
+// binary data set, a LIBSVM text reader and a Fashion-MNIST two-class task. (samples.hpp
+// puts the rows in a canonical order and assigns them to the workers.)
 //
 // Errors the user can cause are exceptions with a message that says what was expected:
 // malformed LIBSVM text throws repro::data_error "NAME:LINE: message" (1-based lines) so an
-// editor can jump to the line; bad arguments throw std::invalid_argument.
+// editor can jump to the line, with any text from the file quoted and escaped; bad
+// arguments throw std::invalid_argument.
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <istream>
 #include <limits>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -55,7 +59,9 @@ struct csr_matrix {
 struct binary_dataset {
   std::string name;  // e.g. "fashion-mnist 0 vs 6" or the file name
   csr_matrix a;
-  std::vector<double> y;  // +1 / -1
+  std::vector<double> y;       // +1 / -1
+  double positive_label = 1;   // the label (LIBSVM) or class (Fashion-MNIST) that became +1
+  double negative_label = -1;  // and the one that became -1
 
   std::size_t size() const noexcept { return y.size(); }
   std::size_t dim() const noexcept { return a.cols; }
@@ -65,6 +71,28 @@ struct binary_dataset {
 class data_error : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+/// The largest dimension a LIBSVM file may imply by its feature indices unless the caller allows
+/// more (libsvm_options::max_dim; --max-dim): 2^24 = 16,777,216 features. The data stay sparse,
+/// but the model, every worker's gradient and its error-feedback residual are dense vectors of d
+/// doubles: 134 MB each at this limit, several per worker. A larger index is far more often a
+/// corrupt or misread file than a real data set, and would otherwise end in std::bad_alloc.
+inline constexpr std::size_t default_max_dim = std::size_t{1} << 24;
+
+/// The largest magnitude a LIBSVM value may have: the largest finite float (3.4028235e38). Every
+/// value then survives conversion to float, and its square (< 1.2e77) and any sum of squares
+/// the model forms (the smoothness constant sigma_max(A)^2, margins, gradients) stay finite in
+/// double; 1e300 would overflow to inf there and fail much later as "l2 = -nan".
+inline constexpr double max_abs_value = std::numeric_limits<float>::max();
+
+/// How parse_libsvm reads a file.
+struct libsvm_options {
+  std::size_t dim = 0;                    // 0: the largest index seen; else an index > dim is an error
+  std::size_t max_dim = default_max_dim;  // an index (or a dim) above this is an error
+  /// The label that becomes +1 (the other one -1). Unset: the labels must be -1 and +1, or 0
+  /// and 1 (1 becomes +1); anything else is an error that lists the labels found.
+  std::optional<double> positive_label{};
 };
 
 namespace detail {
@@ -104,6 +132,31 @@ inline std::string format_number(double v) {
   return std::string(buf, r.ptr);
 }
 
+/// Text from a file, in single quotes, safe to print: printable ASCII as it is; a backslash
+/// and a quote escaped (\\, \'), every other byte as \xHH, so that a binary file cannot send
+/// control bytes to the terminal. Longer than `limit` bytes: the first `limit`, then
+/// "... (N bytes)".
+inline std::string quote_text(std::string_view text, std::size_t limit = 60) {
+  std::string out = "'";
+  for (const char ch : text.substr(0, limit)) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\\' || c == '\'') {
+      out += '\\';
+      out += ch;
+    } else if (c >= 0x20 && c < 0x7f) {
+      out += ch;
+    } else {
+      constexpr char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  out += '\'';
+  if (text.size() > limit) out += "... (" + std::to_string(text.size()) + " bytes)";
+  return out;
+}
+
 inline bool is_blank(char c) noexcept { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
 /// Removes and returns the next whitespace-separated token of rest ("" at the end).
@@ -117,23 +170,45 @@ inline std::string_view next_token(std::string_view& rest) {
   return token;
 }
 
+/// "34.4 GB" (decimal units).
+inline std::string format_memory(double bytes) {
+  const char* units[] = {"bytes", "kB", "MB", "GB", "TB", "PB"};
+  int u = 0;
+  while (bytes >= 1000.0 && u < 5) {
+    bytes /= 1000.0;
+    ++u;
+  }
+  char buf[48];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.3g %s", bytes, units[u]);
+  return buf;
+}
+
 }  // namespace detail
 
 /// Parses LIBSVM text: one sample per line, "label index:value index:value ..." with 1-based
 /// strictly increasing indices. Blank lines and '#' comments (to end of line) are skipped.
-/// Labels: exactly two distinct numeric values are allowed; the larger becomes +1, the smaller -1
-/// (so {-1,+1}, {0,1}, {1,2} all work). Values are stored as written (explicit zeros included),
-/// columns 0-based. dim = 0 means "the largest index seen"; a nonzero dim makes an index > dim an
-/// error. Every malformed line throws data_error "NAME:LINE: ..."; no samples at all throws
-/// "NAME: no samples" and a single label value "NAME: all samples have label X; need two classes".
-inline binary_dataset parse_libsvm(std::istream& in, const std::string& name, std::size_t dim = 0) {
+/// Labels: exactly two distinct numeric values; -1 and +1, or 0 and 1 (1 becomes +1), unless
+/// opt.positive_label names the one that becomes +1 (the other becomes -1). Values are stored
+/// as written (explicit zeros included), columns 0-based; |value| must be at most
+/// max_abs_value. opt.dim = 0 means "the largest index seen"; a nonzero dim makes an index > dim
+/// an error; an index above opt.max_dim is an error that says how much memory its dimension
+/// would take. Every malformed line throws data_error "NAME:LINE: ..." (text from the file
+/// quoted and escaped); no samples throws "NAME: no samples", a single label value "NAME: all
+/// samples have label X; need two classes", and labels that are not a pair the options accept
+/// "NAME: labels A (line I) and B (line J): ...".
+inline binary_dataset parse_libsvm(std::istream& in, const std::string& name, const libsvm_options& opt = {}) {
   using detail::number_status;
+  using detail::quote_text;
   constexpr std::uint64_t max_index = std::numeric_limits<std::uint32_t>::max();  // columns are u32
+  if (opt.dim > opt.max_dim)
+    throw data_error(name + ": dimension " + std::to_string(opt.dim) + " exceeds the limit of " +
+                     std::to_string(opt.max_dim) + " features");
 
   binary_dataset out;
   out.name = name;
   std::vector<double> raw_labels;  // as written; mapped to +-1 once both classes are known
   double classes[2] = {0.0, 0.0};
+  std::size_t class_line[2] = {0, 0};  // where each label first appears
   std::size_t n_classes = 0;
   std::uint64_t largest_index = 0;
 
@@ -152,11 +227,12 @@ inline binary_dataset parse_libsvm(std::istream& in, const std::string& name, st
 
     double label = 0.0;
     if (const auto s = detail::parse_double(label_text, label); s != number_status::ok)
-      throw fail("label '" + std::string(label_text) + "' " + detail::number_problem(s));
+      throw fail("label " + quote_text(label_text) + " " + detail::number_problem(s));
     if (std::find(classes, classes + n_classes, label) == classes + n_classes) {
       if (n_classes == 2)
-        throw fail("third distinct label '" + std::string(label_text) + "' after " + detail::format_number(classes[0]) +
+        throw fail("third distinct label " + quote_text(label_text) + " after " + detail::format_number(classes[0]) +
                    " and " + detail::format_number(classes[1]) + "; expected exactly two classes");
+      class_line[n_classes] = line_no;
       classes[n_classes++] = label;
     }
 
@@ -164,24 +240,34 @@ inline binary_dataset parse_libsvm(std::istream& in, const std::string& name, st
     for (std::string_view token = detail::next_token(rest); !token.empty(); token = detail::next_token(rest)) {
       const std::size_t colon = token.find(':');
       if (colon == std::string_view::npos)
-        throw fail("feature '" + std::string(token) + "' is not of the form index:value");
+        throw fail("feature " + quote_text(token) + " is not of the form index:value");
       const std::string_view index_text = token.substr(0, colon), value_text = token.substr(colon + 1);
 
       std::uint64_t index = 0;
       const auto [ptr, ec] = std::from_chars(index_text.data(), index_text.data() + index_text.size(), index);
       if (ec != std::errc{} || ptr != index_text.data() + index_text.size() || index == 0 || index > max_index)
-        throw fail("index '" + std::string(index_text) + "' is not a positive integer (expected 1.." +
+        throw fail("index " + quote_text(index_text) + " is not a positive integer (expected 1.." +
                    std::to_string(max_index) + ")");
       if (index <= previous)
         throw fail("index " + std::to_string(index) + " after index " + std::to_string(previous) +
                    ": indices must be strictly increasing");
-      if (dim != 0 && index > dim)
-        throw fail("index " + std::to_string(index) + " exceeds the dimension " + std::to_string(dim));
+      if (opt.dim != 0 && index > opt.dim)
+        throw fail("index " + std::to_string(index) + " exceeds the dimension " + std::to_string(opt.dim));
+      if (index > opt.max_dim)
+        throw fail("index " + std::to_string(index) + " implies a dimension of " + std::to_string(index) +
+                   " features: the model, every worker's gradient and its error-feedback residual are dense "
+                   "vectors of that many doubles, " +
+                   detail::format_memory(8.0 * static_cast<double>(index)) + " each; the limit is " +
+                   std::to_string(opt.max_dim) + " features (--max-dim raises it)");
 
       double value = 0.0;
       if (const auto s = detail::parse_double(value_text, value); s != number_status::ok)
-        throw fail("value '" + std::string(value_text) + "' of index " + std::to_string(index) + " " +
+        throw fail("value " + quote_text(value_text) + " of index " + std::to_string(index) + " " +
                    detail::number_problem(s));
+      if (std::abs(value) > max_abs_value)
+        throw fail("value " + quote_text(value_text) + " of index " + std::to_string(index) +
+                   " is too large: |value| must be at most " + detail::format_number(max_abs_value) +
+                   " (the largest float), so that its square and the data's sums of squares stay finite");
 
       out.a.col.push_back(static_cast<std::uint32_t>(index - 1));
       out.a.val.push_back(value);
@@ -196,23 +282,40 @@ inline binary_dataset parse_libsvm(std::istream& in, const std::string& name, st
   if (n_classes < 2)
     throw data_error(name + ": all samples have label " + detail::format_number(classes[0]) + "; need two classes");
 
-  const double positive = std::max(classes[0], classes[1]);
+  const std::string found = "labels " + detail::format_number(classes[0]) + " (line " + std::to_string(class_line[0]) +
+                            ") and " + detail::format_number(classes[1]) + " (line " + std::to_string(class_line[1]) +
+                            ")";
+  const auto has = [&](double a, double b) {
+    return (classes[0] == a && classes[1] == b) || (classes[0] == b && classes[1] == a);
+  };
+  if (opt.positive_label) {
+    if (*opt.positive_label != classes[0] && *opt.positive_label != classes[1])
+      throw data_error(name + ": the positive label " + detail::format_number(*opt.positive_label) +
+                       " (--positive-label) is not one of the " + found);
+    out.positive_label = *opt.positive_label;
+  } else {
+    if (!has(-1.0, 1.0) && !has(0.0, 1.0))
+      throw data_error(name + ": " + found + ": expected -1 and +1, or 0 and 1; --positive-label L makes label L +1 " +
+                       "and the other -1");
+    out.positive_label = 1.0;
+  }
+  out.negative_label = classes[0] == out.positive_label ? classes[1] : classes[0];
   out.y.reserve(raw_labels.size());
-  for (const double l : raw_labels) out.y.push_back(l == positive ? 1.0 : -1.0);
+  for (const double l : raw_labels) out.y.push_back(l == out.positive_label ? 1.0 : -1.0);
   out.a.rows = raw_labels.size();
-  out.a.cols = dim != 0 ? dim : static_cast<std::size_t>(largest_index);
+  out.a.cols = opt.dim != 0 ? opt.dim : static_cast<std::size_t>(largest_index);
   return out;
 }
 
 /// Reads a LIBSVM file (see parse_libsvm); errors name the path. The data set is named after the
 /// file name. A missing or unreadable file throws data_error "PATH: cannot open".
-inline binary_dataset load_libsvm(const std::filesystem::path& path, std::size_t dim = 0) {
+inline binary_dataset load_libsvm(const std::filesystem::path& path, const libsvm_options& opt = {}) {
   std::error_code ec;
   // An ifstream "opens" a directory on Linux and then reads nothing; say so instead of "no samples".
   if (std::filesystem::is_directory(path, ec)) throw data_error(path.string() + ": cannot open: is a directory");
   std::ifstream in(path);
   if (!in) throw data_error(path.string() + ": cannot open");
-  binary_dataset data = parse_libsvm(in, path.string(), dim);
+  binary_dataset data = parse_libsvm(in, path.string(), opt);
   data.name = path.filename().string();
   return data;
 }
@@ -243,6 +346,8 @@ inline binary_dataset fashion_mnist_binary(const fashion_mnist::labelled_images&
 
   binary_dataset out;
   out.name = "fashion-mnist " + std::to_string(positive) + " vs " + std::to_string(negative);
+  out.positive_label = positive;
+  out.negative_label = negative;
   out.a.cols = pixels + (bias ? 1 : 0);
   std::size_t n_positive = 0;
   for (std::size_t i = 0; i < x.count && (max_samples == 0 || out.size() < max_samples); ++i) {

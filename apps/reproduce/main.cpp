@@ -17,9 +17,11 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -84,6 +86,7 @@ struct convex_cli {
   repro::convex_settings s;
   std::string data, fashion_dir = std::string(fashion_mnist::debian_dir), classes = "0,6", start = "zero";
   std::size_t samples = 0;
+  repro::libsvm_options libsvm;
   std::vector<std::string> methods{"sgd", "top_k", "hard_threshold"};
   repro::output_options out{.dir = "out/reproduce/convex", .plots = true};
   bool no_plots = false;
@@ -98,12 +101,22 @@ void add_convex(CLI::App& app, convex_cli& c) {
       "hard-threshold with lambda calibrated to Top-k's total volume.");
   cmd->add_option("--data", c.data,
                   "A binary data set in LIBSVM text format (label index:value ...). Default: Fashion-MNIST, --classes");
+  cmd->add_option("--positive-label", c.libsvm.positive_label,
+                  "--data: the label that becomes +1 (the other becomes -1). Without it the labels must be -1 and +1, "
+                  "or 0 and 1");
+  cmd->add_option("--max-dim", c.libsvm.max_dim,
+                  "--data: the largest feature index accepted; the model and each worker's gradient and residual are "
+                  "dense vectors of that many doubles")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{std::numeric_limits<std::uint32_t>::max()}));
   cmd->add_option("--fashion-dir", c.fashion_dir, "Directory of the Fashion-MNIST IDX files")->capture_default_str();
   cmd->add_option(
          "--classes", c.classes,
          "Fashion-MNIST classes A,B for the binary task (A is +1): 0 T-shirt/top, 6 Shirt, 2 Pullover, 4 Coat, ...")
       ->capture_default_str();
-  cmd->add_option("--samples", c.samples, "Keep only the first N samples (0: all), for quick runs");
+  cmd->add_option("--samples", c.samples,
+                  "Keep only N samples (0: all), for quick runs: drawn by a shuffle seeded with --seed, the same for "
+                  "any order of the file's rows");
   c.workers = cmd->add_option("--workers", c.s.workers, "Simulated workers n (under mpirun: the number of ranks)")
                   ->capture_default_str()
                   ->check(CLI::PositiveNumber);
@@ -141,28 +154,16 @@ void add_convex(CLI::App& app, convex_cli& c) {
   cmd->add_flag("--no-plots", c.no_plots, "Do not run gnuplot");
 }
 
-/// The first n samples of data (all when n is 0 or larger).
-repro::binary_dataset first_samples(repro::binary_dataset data, std::size_t n) {
-  if (n == 0 || n >= data.size()) return data;
-  auto& a = data.a;
-  a.rows = n;
-  a.row_ptr.resize(n + 1);
-  a.col.resize(a.row_ptr.back());
-  a.val.resize(a.row_ptr.back());
-  data.y.resize(n);
-  return data;
-}
-
+/// The data in canonical order, --samples of them drawn with the first seed (samples.hpp).
 repro::binary_dataset load_convex_data(const convex_cli& c) {
   repro::binary_dataset data;
   if (!c.data.empty()) {
-    data = first_samples(repro::load_libsvm(c.data), c.samples);
+    data = repro::load_libsvm(c.data, c.libsvm);
   } else {
     const auto classes = parse_classes(c.classes);
-    data = repro::fashion_mnist_binary(fashion_mnist::load_split(c.fashion_dir, "train"), classes[0], classes[1],
-                                       c.samples);
+    data = repro::fashion_mnist_binary(fashion_mnist::load_split(c.fashion_dir, "train"), classes[0], classes[1]);
   }
-  return data;
+  return repro::seeded_sample(repro::canonical(std::move(data)), c.samples, c.s.seed);
 }
 
 void run_convex_command(convex_cli& c) {
@@ -171,7 +172,10 @@ void run_convex_command(convex_cli& c) {
   const bool talk = rank_of_process() == 0;
   const auto t0 = std::chrono::steady_clock::now();
   repro::binary_dataset data = load_convex_data(c);
-  if (talk) std::printf("data: %s, %zu samples, d = %zu\n", data.name.c_str(), data.size(), data.dim());
+  if (talk)
+    std::printf("data: %s, %zu samples, d = %zu; +1 is label %s, -1 is label %s\n", data.name.c_str(), data.size(),
+                data.dim(), repro::detail::format_number(data.positive_label).c_str(),
+                repro::detail::format_number(data.negative_label).c_str());
   const repro::convex_problem p = repro::make_convex_problem(std::move(data));
   if (talk)
     std::printf("L = %.6g, l2 = L/10000 = %.6g, gamma = %.6g; f* = %.15g (||grad|| %.2g, %d Newton steps) in %.1f s\n",
@@ -202,8 +206,10 @@ void add_nonconvex(CLI::App& app, nonconvex_cli& c) {
       "SGD, EF Top-k, EF hard-threshold (lambda calibrated to Top-k's density), EF scaled sign (MEM-SGD), "
       "DoubleSqueeze and LIEC-SGD with scaled and blockwise sign; test accuracy against epochs and bytes.");
   cmd->add_option("--fashion-dir", c.fashion_dir, "Directory of the Fashion-MNIST IDX files")->capture_default_str();
-  cmd->add_option("--train-samples", c.train_samples, "Keep only the first N training images (0: all 60000)");
-  cmd->add_option("--test-samples", c.test_samples, "Keep only the first N test images (0: all 10000)");
+  cmd->add_option("--train-samples", c.train_samples,
+                  "Keep only N training images (0: all 60000), drawn by a shuffle seeded with --seed");
+  cmd->add_option("--test-samples", c.test_samples,
+                  "Keep only N test images (0: all 10000), drawn by a shuffle seeded with --seed");
   c.workers = cmd->add_option("--workers", c.s.workers, "Simulated workers n (under mpirun: the number of ranks)")
                   ->capture_default_str()
                   ->check(CLI::PositiveNumber);
@@ -246,16 +252,9 @@ void add_nonconvex(CLI::App& app, nonconvex_cli& c) {
 void run_nonconvex_command(nonconvex_cli& c) {
   c.s.server = c.server == "sharded" ? gc::server_mode::sharded : gc::server_mode::single;
   c.out.plots = !c.no_plots;
-  repro::nonconvex_data data{fashion_mnist::load_split(c.fashion_dir, "train"),
-                             fashion_mnist::load_split(c.fashion_dir, "t10k")};
-  const auto keep = [](fashion_mnist::labelled_images& set, std::size_t n) {
-    if (n == 0 || n >= set.size()) return;
-    set.labels.resize(n);
-    set.x.count = n;
-    set.x.pixels.resize(n * set.x.pixels_per_image());
-  };
-  keep(data.train, c.train_samples);
-  keep(data.test, c.test_samples);
+  const repro::nonconvex_data data = repro::make_nonconvex_data(fashion_mnist::load_split(c.fashion_dir, "train"),
+                                                                fashion_mnist::load_split(c.fashion_dir, "t10k"),
+                                                                c.train_samples, c.test_samples, c.s.seed);
   if (rank_of_process() == 0)
     std::printf("data: Fashion-MNIST, %zu training and %zu test images\n", data.train.size(), data.test.size());
   on_workers(c.s.workers, c.workers->count() > 0, [&](auto& comm, int workers) {

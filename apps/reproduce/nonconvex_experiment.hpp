@@ -8,7 +8,9 @@
 //   ef_scaled_sign               ef_sgd + scaled sign (MEM-SGD, the LIEC paper's one-way baseline)
 //   double_squeeze_{scaled,blockwise}_sign, liec_{scaled,blockwise}_sign
 // Logged: test accuracy of the averaged model, training loss, bytes and error, against
-// epochs and bytes. A collective: every rank calls it with the same arguments.
+// epochs and bytes. Each worker draws its batches from its own block of a seeded shuffle of
+// the canonically ordered training images (samples.hpp). A collective: every rank calls it
+// with the same arguments.
 #include <gradcomp/distributed.hpp>
 
 #include <algorithm>
@@ -32,6 +34,7 @@
 #include "progress.hpp"
 #include "report.hpp"
 #include "run_log.hpp"
+#include "samples.hpp"
 #include "util.hpp"
 
 namespace repro {
@@ -67,9 +70,19 @@ struct nonconvex_settings {
   double tolerance = 0.05;
 };
 
+/// The images, both sets in canonical order (make_nonconvex_data).
 struct nonconvex_data {
   fashion_mnist::labelled_images train, test;
 };
+
+/// Puts both sets in canonical order, then keeps train_samples and test_samples images of them
+/// (0: all), drawn by a shuffle seeded with `seed` (samples.hpp): the same images, in the same
+/// order, for any order of the files' images.
+inline nonconvex_data make_nonconvex_data(fashion_mnist::labelled_images train, fashion_mnist::labelled_images test,
+                                          std::size_t train_samples, std::size_t test_samples, std::uint64_t seed) {
+  return {seeded_sample(canonical(std::move(train)), train_samples, seed),
+          seeded_sample(canonical(std::move(test)), test_samples, seed)};
+}
 
 struct nonconvex_plan {
   std::uint64_t steps = 0, log_every = 0;
@@ -115,20 +128,57 @@ void add_metrics(worker_totals& w, const gc::double_squeeze<C, Comm, float, S>& 
   for (int i = 0; i < shards; ++i) add_metrics(w, s.worker(i));
 }
 
+/// The payload of LIEC-SGD's worker messages (nothing for the other schemes).
+template <class Scheme>
+struct liec_payload {
+  struct type {};
+};
+template <class C, class Comm, class S>
+struct liec_payload<gc::liec_sgd<C, Comm, float, S>> {
+  using type = typename gc::liec_sgd<C, Comm, float, S>::worker_payload;
+};
+
 /// This worker's running totals. The EF schemes' error feedback counts what it sent and sums
-/// ||e_t||^2 as it steps; LIEC-SGD has no residual, so the meter sums lr^2 ||r_i||^2, the
-/// error compensated in each step, in the same units (a step), and counts no elements.
+/// ||e_t||^2 as it steps. LIEC-SGD has no residual and does not expose its messages, so the
+/// meter measures them itself:
+///  - elements: before a compressed step, it compresses g as the step will (each shard of the
+///    server layout with a copy of that shard's worker compressor, so a seeded one draws the
+///    same) and adds gc::sent_elements of those messages; a synchronising step (every
+///    sync_every-th; the meter must be given the scheme's H) sends x and g uncompressed, 2d
+///    values;
+///  - error: after a compressed step, lr^2 ||r_i||^2, the compression error that the step
+///    compensated, in the same units (a step) as ||e||^2; a synchronising step compresses
+///    nothing and adds 0.
 template <class Scheme>
 class worker_meter {
  public:
+  explicit worker_meter(std::uint64_t sync_every = 0) : sync_every_(sync_every) {}
+
+  void before_step(const Scheme& s, std::span<const float> g) {
+    if constexpr (is_liec_sgd<Scheme>) {
+      syncing_ = sync_every_ != 0 && (s.steps() + 1) % sync_every_ == 0;
+      if (syncing_) {
+        liec_elements_ += 2.0 * static_cast<double>(s.dim());
+        return;
+      }
+      for (int shard = 0; shard < s.layout().shards(); ++shard) {
+        auto c = s.worker_compressor(shard);  // a copy: the scheme's own is not advanced
+        const gc::comm::index_range range = s.layout().shard(shard);
+        gc::compress(gc::exec::seq, c, g.subspan(range.begin, range.size()), message_);
+        liec_elements_ += static_cast<double>(gc::sent_elements(message_));
+      }
+    }
+  }
+
   void after_step(const Scheme& s, double lr) {
-    if constexpr (is_liec_sgd<Scheme>) liec_error_ += lr * lr * squared_norm(s.last_residual());
+    if constexpr (is_liec_sgd<Scheme>)
+      if (!syncing_) liec_error_ += lr * lr * squared_norm(s.last_residual());
   }
 
   worker_totals totals(const Scheme& s) const {
     worker_totals w;
     if constexpr (is_liec_sgd<Scheme>) {
-      w.elements_sent = std::numeric_limits<double>::quiet_NaN();
+      w.elements_sent = liec_elements_;
       w.error = liec_error_;
     } else {
       add_metrics(w, s);
@@ -139,7 +189,11 @@ class worker_meter {
   }
 
  private:
+  std::uint64_t sync_every_;
+  bool syncing_ = false;
+  double liec_elements_ = 0;
   double liec_error_ = 0;
+  typename liec_payload<Scheme>::type message_;
 };
 
 }  // namespace detail
@@ -153,21 +207,23 @@ run_outcome train_mlp(Comm& comm, Scheme& scheme, const nonconvex_data& data, co
   std::vector<float> params = mlp::he_init(req.seed), grad(mlp::size), x, mean;
   std::vector<std::uint8_t> y;
   std::vector<std::uint32_t> ids(s.batch);
-  const auto mine = gc::comm::shard_of(data.train.size(), comm.size(), comm.rank());
+  // This worker's share of the images (its block of this seed's shuffle, samples.hpp).
+  const std::vector<std::size_t> mine = worker_rows(data.train.size(), comm.size(), comm.rank(), req.seed);
   std::mt19937_64 rng(worker_seed(req.seed, comm.rank()));
-  std::uniform_int_distribution<std::size_t> pick(mine.begin, mine.end - 1);
+  std::uniform_int_distribution<std::size_t> pick(0, mine.size() - 1);
   const double n = comm.size();
 
   run_outcome out;
   out.record.method = req.method;
   out.record.seed = req.seed;
-  detail::worker_meter<Scheme> meter;
+  detail::worker_meter<Scheme> meter(s.sync_every);
   run_log log(req.log_at);
   double loss_since_log = 0;
   for (std::uint64_t t = 1; t <= req.steps; ++t) {
-    for (auto& id : ids) id = static_cast<std::uint32_t>(pick(rng));
+    for (auto& id : ids) id = static_cast<std::uint32_t>(mine[pick(rng)]);
     examples::gather_batch(data.train, ids, x, y);
     loss_since_log += net.loss_and_gradient(params, x, y, grad);
+    meter.before_step(scheme, grad);
     scheme.step(gc::exec::seq, std::span<float>(params), std::span<const float>(grad));
     meter.after_step(scheme, s.lr);
     if (req.bar) req.bar->advance();
@@ -343,6 +399,7 @@ inline fs::path write_nonconvex_report(const nonconvex_data& data, const nonconv
   j.key("train_samples").value(static_cast<std::uint64_t>(data.train.size()));
   j.key("test_samples").value(static_cast<std::uint64_t>(data.test.size()));
   j.key("dim").value(static_cast<std::uint64_t>(mlp::size));
+  j.key("sample_assignment").value(sample_assignment);
   j.key("workers").value(s.workers);
   j.key("batch").value(static_cast<std::uint64_t>(s.batch));
   j.key("lr").value(s.lr);

@@ -5,7 +5,8 @@
                                    calibrated hard-threshold sent Top-k's elements within the
                                    tolerance (mean over seeds)
   check_outputs.py nonconvex DIR   the same for a non-convex run
-  check_outputs.py same DIR_A DIR_B  the two runs wrote byte-identical CSV files (MPI vs simulated)
+  check_outputs.py same DIR_A DIR_B  the two runs wrote byte-identical CSV files and summary.json
+                                   (MPI vs simulated; one data file vs the same rows in another order)
 
 Exits 1 with a message naming the file and what is wrong.
 """
@@ -53,11 +54,16 @@ def check_run_csv(path, kind, steps, method):
     table = read_csv(path, kind)
     col = {name: i for i, name in enumerate(COLUMNS[kind])}
     last_step = 0
+    last_sent = 0
     for n, row in enumerate(table, start=2):
         step = row[col["step"]]
         if step <= last_step:
             fail(f"{path}:{n}: step {step} does not increase")
         last_step = step
+        sent = row[col["elements_sent"]]
+        if not (math.isfinite(sent) and sent >= last_sent):
+            fail(f"{path}:{n}: elements_sent = {sent} (after {last_sent}): not a finite, non-decreasing count")
+        last_sent = sent
         for name in ("epoch", "bytes_up", "bytes_down", "mean_error_sq"):
             if not (row[col[name]] >= 0 and math.isfinite(row[col[name]])):
                 fail(f"{path}:{n}: {name} = {row[col[name]]}")
@@ -71,6 +77,8 @@ def check_run_csv(path, kind, steps, method):
             fail(f"{path}:{n}: uncompressed SGD has a residual {row[col['mean_error_sq']]}")
     if int(last_step) != steps:
         fail(f"{path}: last step {last_step}, the run has {steps}")
+    if not last_sent > 0:
+        fail(f"{path}: {method} sent {last_sent} elements in the whole run")
 
 
 def check_dir(kind, directory):
@@ -94,6 +102,11 @@ def check_dir(kind, directory):
             s = m[key]
             if s["mean"] is not None and not (s["min"] <= s["mean"] <= s["max"]):
                 fail(f"{summary_path}: {name}.{key} mean {s['mean']} outside [{s['min']}, {s['max']}]")
+        # Every method sends something, and says how much (null is how NaN is written).
+        for field in ("mean", "min", "max"):
+            v = m["elements_sent"][field]
+            if v is None or not (math.isfinite(v) and v > 0):
+                fail(f"{summary_path}: {name}.elements_sent.{field} = {v}, expected a finite, positive count")
     if not summary["plots"]:
         fail(f"{summary_path}: no plots listed")
     for file in summary["plots"]:
@@ -126,11 +139,11 @@ def check_same(a, b):
         fail(f"{a}: no CSV files")
     if files != sorted(f for f in os.listdir(b) if f.endswith(".csv")):
         fail(f"{a} and {b} hold different CSV files")
-    for f in files:
+    for f in files + ["summary.json"]:
         with open(os.path.join(a, f), "rb") as x, open(os.path.join(b, f), "rb") as y:
             if x.read() != y.read():
                 fail(f"{f} differs between {a} and {b}")
-    print(f"check_outputs: {len(files)} CSV files identical in {a} and {b}")
+    print(f"check_outputs: {len(files)} CSV files and summary.json identical in {a} and {b}")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <string>
@@ -25,19 +26,28 @@ using repro::csr_matrix;
 using repro::data_error;
 using repro::logistic_regression;
 
-binary_dataset parse(const std::string& text, std::size_t dim = 0) {
+binary_dataset parse_with(const std::string& text, const repro::libsvm_options& opt) {
   std::istringstream in(text);
-  return repro::parse_libsvm(in, "t", dim);
+  return repro::parse_libsvm(in, "t", opt);
 }
 
+binary_dataset parse(const std::string& text, std::size_t dim = 0) { return parse_with(text, {.dim = dim}); }
+
 /// what() of the data_error that parsing text throws, or a marker that fails every check.
-std::string parse_error(const std::string& text, std::size_t dim = 0) {
+std::string parse_error_with(const std::string& text, const repro::libsvm_options& opt) {
   try {
-    parse(text, dim);
+    parse_with(text, opt);
   } catch (const data_error& e) {
     return e.what();
   }
   return "<no data_error thrown>";
+}
+
+std::string parse_error(const std::string& text, std::size_t dim = 0) { return parse_error_with(text, {.dim = dim}); }
+
+/// Whether s is safe on a terminal: printable ASCII only.
+bool printable(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
 }
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
@@ -165,12 +175,105 @@ TEST_CASE("repro data: LIBSVM text parses to the exact CSR matrix and labels") {
   SUBCASE("an explicit dim equal to the largest index") { CHECK(parse(text, 3).dim() == 3); }
 }
 
-TEST_CASE("repro data: LIBSVM labels map the larger value to +1") {
+TEST_CASE("repro data: LIBSVM labels -1/+1 and 0/1 are accepted, others need a positive label") {
   CHECK(parse("0 1:1\n1 1:2\n0 2:1\n").y == std::vector<double>{-1, 1, -1});
   CHECK(parse("-1 1:1\n+1 1:2\n").y == std::vector<double>{-1, 1});
-  CHECK(parse("2 1:1\n1 1:2\n2.0 1:3\n").y == std::vector<double>{1, -1, 1});
+  CHECK(parse("1.0 1:1\n-1e0 1:2\n").y == std::vector<double>{1, -1});
   CHECK(parse("1 1:1\r\n0 2:1\r\n").a.col == std::vector<std::uint32_t>{0, 1});  // CRLF line ends
-  CHECK(parse("1 4294967295:1\n0\n").dim() == 4294967295u);                      // the largest index
+  {
+    const binary_dataset d = parse("0 1:1\n1 1:2\n");
+    CHECK(d.positive_label == 1);
+    CHECK(d.negative_label == 0);
+  }
+
+  // Any other pair is an error that lists the labels found and where; the option chooses.
+  const std::string text = "2 1:1\n1 1:2\n2.0 1:3\n";
+  CHECK(parse_error(text) ==
+        "t: labels 2 (line 1) and 1 (line 2): expected -1 and +1, or 0 and 1; --positive-label L makes label L +1 "
+        "and the other -1");
+  CHECK(parse_error("-1 1:1\n\n0 1:1\n") ==
+        "t: labels -1 (line 1) and 0 (line 3): expected -1 and +1, or 0 and 1; --positive-label L makes label L +1 "
+        "and the other -1");
+  CHECK(parse_error("3 1:1\n7 1:1\n").rfind("t: labels 3 (line 1) and 7 (line 2): expected", 0) == 0);
+  {
+    const binary_dataset d = parse_with(text, {.positive_label = 2.0});
+    CHECK(d.y == std::vector<double>{1, -1, 1});
+    CHECK(d.positive_label == 2);
+    CHECK(d.negative_label == 1);
+  }
+  CHECK(parse_with(text, {.positive_label = 1.0}).y == std::vector<double>{-1, 1, -1});
+  CHECK(parse_with("0 1:1\n1 1:2\n", {.positive_label = 0.0}).y == std::vector<double>{1, -1});
+  CHECK(parse_with("-1 1:1\n+1 1:2\n", {.positive_label = -1.0}).y == std::vector<double>{1, -1});
+  CHECK(parse_error_with(text, {.positive_label = 3.0}) ==
+        "t: the positive label 3 (--positive-label) is not one of the labels 2 (line 1) and 1 (line 2)");
+  CHECK(parse_error_with("1 1:1\n", {.positive_label = 1.0}) == "t: all samples have label 1; need two classes");
+}
+
+TEST_CASE("repro data: LIBSVM indices up to the dimension limit, and a clear error above it") {
+  CHECK(repro::default_max_dim == 16777216u);
+  CHECK(parse("1 16777216:1\n0\n").dim() == 16777216u);  // the default limit itself
+  const std::string message = parse_error("1 1:1\n0 2:1 4294967295:1\n");
+  INFO(message);
+  CHECK(message ==
+        "t:2: index 4294967295 implies a dimension of 4294967295 features: the model, every worker's gradient and "
+        "its error-feedback residual are dense vectors of that many doubles, 34.4 GB each; the limit is 16777216 "
+        "features (--max-dim raises it)");
+  CHECK(parse_error("1 16777217:1\n0\n").rfind("t:1: index 16777217 implies a dimension of 16777217 features", 0) == 0);
+  CHECK(contains(parse_error("1 16777217:1\n0\n"), "134 MB each"));
+  // The limit is an option: the largest index a u32 column holds, when asked for.
+  CHECK(parse_with("1 4294967295:1\n0\n", {.max_dim = 4294967295u}).dim() == 4294967295u);
+  CHECK(parse_error_with("1 11:1\n0\n", {.max_dim = 10}).rfind("t:1: index 11 implies a dimension of 11", 0) == 0);
+  CHECK(contains(parse_error_with("1 11:1\n0\n", {.max_dim = 10}), "88 bytes each; the limit is 10 features"));
+  CHECK(parse_error_with("1 1:1\n0\n", {.dim = 20, .max_dim = 10}) ==
+        "t: dimension 20 exceeds the limit of 10 features");
+}
+
+TEST_CASE("repro data: LIBSVM values must be finite as float") {
+  const float largest = std::numeric_limits<float>::max();
+  CHECK(parse("1 1:3.4028234663852886e38 2:-3.4028234663852886e38\n0\n").a.val ==
+        std::vector<double>{largest, -static_cast<double>(largest)});
+  CHECK(parse("1 1:1e-300\n0\n").a.val == std::vector<double>{1e-300});  // tiny is fine
+  for (const char* big : {"1e300", "-1e300", "3.5e38", "1e39"}) {
+    const std::string message = parse_error(std::string("1 1:1\n\n0 2:1 3:") + big + "\n");
+    INFO(message);
+    CHECK(message == std::string("t:3: value '") + big +
+                         "' of index 3 is too large: |value| must be at most 3.4028234663852886e+38 (the largest "
+                         "float), so that its square and the data's sums of squares stay finite");
+  }
+}
+
+TEST_CASE("repro data: LIBSVM errors print the file's bytes escaped") {
+  using repro::detail::quote_text;
+  CHECK(quote_text("abc") == "'abc'");
+  CHECK(quote_text("") == "''");
+  CHECK(quote_text(std::string("a\x01\x7f\xff\0b", 6)) == "'a\\x01\\x7f\\xff\\x00b'");
+  CHECK(quote_text("it's a\\b") == "'it\\'s a\\\\b'");
+  CHECK(quote_text("\x1b[31mred") == "'\\x1b[31mred'");
+  CHECK(quote_text(std::string(100, 'x'), 4) == "'xxxx'... (100 bytes)");
+
+  // A binary file: control bytes, NUL, bytes >= 0x80, an escape sequence, in every quoted part.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {std::string("\x7f"
+                   "ELF\x02\x01\x01\0\0 1:1\n",
+                   14),
+       "t:1: label '\\x7fELF\\x02\\x01\\x01\\x00\\x00' is not a number"},
+      {"1 \x1b[2J\n", "t:1: feature '\\x1b[2J' is not of the form index:value"},
+      {"1 \x01:1\n", "t:1: index '\\x01' is not a positive integer"},
+      {"1 1:\x07\xff\n", "t:1: value '\\x07\\xff' of index 1 is not a number"},
+      {"0 1:1\n1 1:1\n\x85 1:1\n", "t:3: label '\\x85' is not a number"},
+  };
+  for (const auto& [text, expected] : cases) {
+    const std::string message = parse_error(text);
+    INFO(expected);
+    CHECK(message.rfind(expected, 0) == 0);
+    CHECK(printable(message));
+  }
+  // A long binary "line" is cut.
+  std::string junk(5000, '\x01');
+  const std::string message = parse_error(junk + " 1:1\n");
+  CHECK(printable(message));
+  CHECK(contains(message, "... (5000 bytes) is not a number"));
+  CHECK(message.size() < 400);
 }
 
 TEST_CASE("repro data: malformed LIBSVM is rejected naming the line and the problem") {
@@ -231,9 +334,9 @@ TEST_CASE("repro data: load_libsvm reads a file and names errors by path") {
   CHECK(d.a.col == expected.a.col);
   CHECK(d.a.val == expected.a.val);
   CHECK(d.y == std::vector<double>{1, -1, 1});
-  CHECK(repro::load_libsvm(path, 9).dim() == 9);
-  CHECK_THROWS_WITH_AS(repro::load_libsvm(path, 4), (path.string() + ":2: index 5 exceeds the dimension 4").c_str(),
-                       data_error);
+  CHECK(repro::load_libsvm(path, {.dim = 9}).dim() == 9);
+  CHECK_THROWS_WITH_AS(repro::load_libsvm(path, {.dim = 4}),
+                       (path.string() + ":2: index 5 exceeds the dimension 4").c_str(), data_error);
   std::filesystem::remove(path);
 }
 

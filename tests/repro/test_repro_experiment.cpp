@@ -11,6 +11,7 @@
 
 #include "convex.hpp"
 #include "curves.hpp"
+#include "nonconvex_experiment.hpp"
 
 namespace gc = gradcomp;
 
@@ -38,7 +39,91 @@ repro::binary_dataset small_task() {
   return repro::parse_libsvm(in, "small");
 }
 
+/// n images of 28 x 28 with classes 0..9 (pixels from a fixed LCG), for short MLP runs.
+fashion_mnist::labelled_images tiny_images(std::size_t n, std::uint64_t state) {
+  fashion_mnist::labelled_images set;
+  set.x.rows = set.x.cols = 28;
+  set.x.count = n;
+  for (std::size_t i = 0; i < n * 784; ++i) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    set.x.pixels.push_back(static_cast<std::uint8_t>(state >> 56));
+  }
+  for (std::size_t i = 0; i < n; ++i) set.labels.push_back(static_cast<std::uint8_t>(i % 10));
+  return set;
+}
+
+/// Elements sent by all workers over a short MLP run of `scheme` (built on each rank by make).
+template <class Make>
+repro::run_outcome mlp_run(const repro::nonconvex_data& data, const repro::nonconvex_settings& s, std::uint64_t steps,
+                           Make make) {
+  repro::run_outcome out0;
+  gc::comm::local_group::run(s.workers, [&](gc::comm::local_communicator& comm) {
+    auto scheme = make(comm);
+    const repro::run_request req{.method = "m", .seed = 3, .steps = steps, .log_at = {steps}, .bar = nullptr};
+    repro::run_outcome out = repro::train_mlp(comm, scheme, data, s, req);
+    if (comm.rank() == 0) out0 = std::move(out);
+  });
+  return out0;
+}
+
 }  // namespace
+
+TEST_CASE("repro experiment: the non-convex runs count LIEC-SGD's elements (not NaN)") {
+  using examples::mlp;
+  const repro::nonconvex_data data = repro::make_nonconvex_data(tiny_images(48, 1), tiny_images(20, 2), 0, 0, 1);
+  repro::nonconvex_settings s;
+  s.workers = 2;
+  s.batch = 2;
+  s.sync_every = 4;
+  const std::uint64_t steps = 10;  // steps 4 and 8 synchronise: 8 compressed, 2 uncompressed
+  const double d = mlp::size, k = 100;
+  const auto expect = [&](double per_compressed_step) {  // all workers
+    return s.workers * (8 * per_compressed_step + 2 * 2 * d);
+  };
+  const gc::liec_options single{.lr = s.lr, .sync_every = s.sync_every, .server = {}};
+  const gc::liec_options sharded{.lr = s.lr, .sync_every = s.sync_every, .server = {.mode = gc::server_mode::sharded}};
+  using local = gc::comm::local_communicator;
+
+  const auto top = mlp_run(data, s, steps, [&](local& comm) {
+    return gc::liec_sgd<gc::top_k, local, float>(gc::top_k{.k = 100}, comm, mlp::size, single);
+  });
+  CHECK(top.elements_sent == expect(k));
+  REQUIRE(top.record.points.size() == 1);
+  CHECK(top.record.points[0].elements_sent == expect(k));
+  CHECK(top.record.total_error > 0);
+  // Sharded: one Top-k message per shard.
+  const auto top_sharded = mlp_run(data, s, steps, [&](local& comm) {
+    return gc::liec_sgd<gc::top_k, local, float>(gc::top_k{.k = 100}, comm, mlp::size, sharded);
+  });
+  CHECK(top_sharded.elements_sent == expect(k * s.workers));
+  // Signs: every element of every compressed step.
+  const auto sign = mlp_run(data, s, steps, [&](local& comm) {
+    return gc::liec_sgd<gc::scaled_sign, local, float>(gc::scaled_sign{}, comm, mlp::size, single);
+  });
+  CHECK(sign.elements_sent == expect(d));
+  // Hard-threshold's count depends on the gradients: none above a huge lambda, some but not
+  // all above a small one.
+  const auto hard_run = [&](double lambda) {
+    return mlp_run(data, s, steps, [&](local& comm) {
+      return gc::liec_sgd<gc::hard_threshold, local, float>(gc::hard_threshold{.lambda = lambda}, comm, mlp::size,
+                                                            single);
+    });
+  };
+  CHECK(hard_run(1e9).elements_sent == expect(0));
+  const auto hard = hard_run(1e-3);
+  CHECK(std::isfinite(hard.elements_sent));
+  CHECK(hard.elements_sent > expect(0));
+  CHECK(hard.elements_sent < expect(d));
+  // Every step synchronising: 2d per worker and step, and no compression error.
+  repro::nonconvex_settings every = s;
+  every.sync_every = 1;
+  const auto syncs = mlp_run(data, every, steps, [&](local& comm) {
+    return gc::liec_sgd<gc::top_k, local, float>(gc::top_k{.k = 100}, comm, mlp::size,
+                                                 {.lr = s.lr, .sync_every = 1, .server = {}});
+  });
+  CHECK(syncs.elements_sent == s.workers * steps * 2 * d);
+  CHECK(syncs.record.total_error == 0);
+}
 
 TEST_CASE("repro experiment: log_schedule logs 1, 2, 4 early, then every interval, and the last step") {
   CHECK(repro::log_schedule(100, 10) ==
