@@ -140,6 +140,9 @@ class group_counter {
     return gradcomp::detail::fold_lanes(lanes_of(acc));
   }
 
+  /// Groups pushed so far.
+  std::size_t size() const noexcept { return count_; }
+
  private:
   static constexpr std::size_t levels = 8;  // 2^7 >= the 64 groups of a block
   row pending_[levels];
