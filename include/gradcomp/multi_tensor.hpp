@@ -10,7 +10,10 @@
 //       order (layer-wise compression): the same as calling gc::compress once per tensor, so
 //       a seeded compressor (random_k, qsgd) advances its step once per tensor. A back end
 //       may provide compress_layers_with(policy, c, tensors, outs), e.g. to spread many small
-//       tensors over threads.
+//       tensors over threads. If a tensor fails, the call throws the error of the first
+//       failing tensor (lowest index) on every back end, a seeded compressor's step is where
+//       it was before the call, and each outs[i] holds either what it held before or c's
+//       result for tensors[i] (which ones is unspecified).
 //
 // `tensors` is a contiguous range of std::span<const T> (std::span<const std::span<const T>>,
 // std::vector<std::span<const T>>, ...); `outs` a contiguous range of payloads of the same
@@ -81,7 +84,19 @@ struct compress_layers_fn {
       fail("compress_layers", "got ", list.size(), " tensors but ", payloads.size(), " output payloads");
     // A bad parameter fails before any tensor is compressed (and before any step advances).
     if constexpr (requires { c.validate(); }) c.validate();
-    backend::run<backend::compress_layers_hook>(policy, c, list, payloads);
+    if constexpr (seeded_compressor<C> && !std::is_const_v<std::remove_reference_t<C>>) {
+      // A tensor that fails part-way leaves the step where it was before the call, whatever
+      // the back end: the sequential loop stops after some steps, a parallel one anywhere.
+      const auto step0 = c.step;
+      try {
+        backend::run<backend::compress_layers_hook>(policy, c, list, payloads);
+      } catch (...) {
+        c.step = step0;
+        throw;
+      }
+    } else {
+      backend::run<backend::compress_layers_hook>(policy, c, list, payloads);
+    }
   }
 };
 

@@ -245,3 +245,36 @@ TEST_CASE("par compress_model: errors match seq") {
   CHECK_THROWS_WITH_AS(gc::compress_model(gc::exec::par, gc::hard_threshold{.lambda = -1.0}, tensors, wide),
                        doctest::Contains("lambda must be >= 0"), gc::error);
 }
+
+TEST_CASE_TEMPLATE("par compress_layers: a tensor failing part-way throws the first failure's error, step unchanged", T,
+                   float, double) {
+  // Several tensors hold a NaN, each at its own position, so the message (x[pos]) tells which
+  // failed: every back end throws the lowest failing tensor's error, the one the seq loop
+  // throws, and leaves a seeded compressor's step where it was before the call.
+  model<T> m(layer_sizes(200, 20000, 11), 11, false);
+  const std::size_t n = m.tensors.size();
+  std::vector<std::size_t> failing;
+  for (std::size_t i = 0; i < n && failing.size() < 4; ++i)
+    if (m.storage[i].size() > 20 + failing.size() && i > 30 + 40 * failing.size()) failing.push_back(i);
+  REQUIRE(failing.size() == 4);
+  for (std::size_t f = 0; f < failing.size(); ++f) m.storage[failing[f]][10 + f] = std::numeric_limits<T>::quiet_NaN();
+  const auto check = [&](auto compressor) {
+    using C = decltype(compressor);
+    const std::uint64_t step0 = compressor.step;
+    std::vector<gc::quantized_vector<T>> ref(n), got(n);
+    C seq_c = compressor;
+    const std::string expected = error_of([&] { gc::compress_layers(gc::exec::seq, seq_c, m.tensors, ref); });
+    CHECK(expected.find("x[10]") != std::string::npos);  // failing[0]'s NaN
+    CHECK(seq_c.step == step0);
+    for_each_thread_count([&] {
+      for (const auto& policy : par_policies) {
+        CAPTURE(policy_name(policy));
+        C par_c = compressor;
+        CHECK(error_of([&] { gc::compress_layers(policy, par_c, m.tensors, got); }) == expected);
+        CHECK(par_c.step == step0);
+      }
+    });
+  };
+  check(gc::qsgd{.s = 16, .seed = 5, .step = 100});
+  check(gc::grid_rounding{.spacing = 0.01, .stochastic = true, .seed = 5, .step = 7});
+}

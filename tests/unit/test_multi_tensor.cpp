@@ -3,13 +3,13 @@
 // layer-wise compression is one gc::compress call per tensor in order.
 #include <doctest/doctest.h>
 
-#include <gradcomp/gradcomp.hpp>
-
 #include <cstddef>
 #include <cstdint>
+#include <gradcomp/gradcomp.hpp>
 #include <limits>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "test_support.hpp"
@@ -155,4 +155,59 @@ TEST_CASE("compress_layers: mismatched lengths and bad parameters fail before an
   std::vector<gc::sparse_vector<float>> no_outs;
   gc::compress_layers(gc::exec::seq, gc::top_k{.k = 3}, none, no_outs);
   CHECK(no_outs.empty());
+}
+
+TEST_CASE("compress_layers: a tensor failing part-way throws its error and leaves a seeded step where it was") {
+  // Tensors 2 and 4 hold a NaN (at different positions, so the messages tell them apart):
+  // qsgd and grid_rounding reject it. The first failing tensor's error is thrown, the step is
+  // back at its value before the call, and each payload holds its old value or its new one.
+  model m({10, 20, 30, 40, 50, 60});
+  m.storage[2][3] = std::numeric_limits<float>::quiet_NaN();
+  m.storage[4][7] = std::numeric_limits<float>::quiet_NaN();
+  const std::size_t n = m.tensors.size();
+
+  const auto check_outs = [&](const auto& outs, const auto& old_outs, auto fresh_compressor) {
+    for (std::size_t i = 0; i < n; ++i) {
+      CAPTURE(i);
+      if (outs[i] == old_outs[i]) continue;
+      auto c = fresh_compressor(i);  // the compressor at the step tensor i would use
+      std::decay_t<decltype(outs[i])> want;
+      gc::compress(gc::exec::seq, c, m.tensors[i], want);
+      CHECK(outs[i] == want);
+    }
+  };
+  {
+    gc::qsgd c{.s = 4, .seed = 3, .step = 10};
+    std::vector<gc::quantized_vector<float>> outs(n);
+    for (std::size_t i = 0; i < n; ++i) outs[i].scale = static_cast<float>(i + 1);  // recognisable old state
+    const auto old_outs = outs;
+    CHECK_THROWS_WITH_AS(gc::compress_layers(gc::exec::seq, c, m.tensors, outs), doctest::Contains("x[3]"), gc::error);
+    CHECK(c.step == 10);
+    check_outs(outs, old_outs, [](std::size_t i) { return gc::qsgd{.s = 4, .seed = 3, .step = 10 + i}; });
+    // The same compressor then compresses a good list from step 10.
+    const model good({10, 20});
+    std::vector<gc::quantized_vector<float>> good_outs(2);
+    gc::compress_layers(gc::exec::seq, c, good.tensors, good_outs);
+    CHECK(c.step == 12);
+    CHECK(good_outs[0].levels.size() == 10);
+  }
+  {
+    gc::grid_rounding c{.spacing = 0.1, .stochastic = true, .seed = 1, .step = 0};
+    std::vector<gc::quantized_vector<float>> outs(n);
+    const auto old_outs = outs;
+    CHECK_THROWS_WITH_AS(gc::compress_layers(gc::exec::seq, c, m.tensors, outs), doctest::Contains("x[3]"), gc::error);
+    CHECK(c.step == 0);
+    check_outs(outs, old_outs, [](std::size_t i) {
+      return gc::grid_rounding{.spacing = 0.1, .stochastic = true, .seed = 1, .step = i};
+    });
+  }
+  {
+    // random_k fails on a tensor whose size does not fit the index type (tensor 1: 300 > 256).
+    const model sized({10, 300, 10, 400});
+    gc::random_k c{.k = 2, .seed = 4, .step = 7};
+    std::vector<gc::seeded_sparse_vector<float, std::uint8_t>> outs(4);
+    CHECK_THROWS_WITH_AS(gc::compress_layers(gc::exec::seq, c, sized.tensors, outs),
+                         doctest::Contains("d = 300 does not fit"), gc::error);
+    CHECK(c.step == 7);
+  }
 }

@@ -1299,6 +1299,208 @@ TEST_CASE("grid_rounding: absolute_bound is d q^2 / 4 (nearest) or d q^2 (stocha
 }
 
 // =======================================================================================
+// Finite input near the largest value of T: a quantizer's payload decodes to finite values,
+// or the call throws gc::error before writing anything. (qsgd{.s = 8} on {FLT_MAX, -FLT_MAX,
+// 1, 2} used to decode to +-inf, and under error feedback the residual became inf.)
+
+namespace {
+
+template <class T>
+bool decodes_finite(const gc::quantized_vector<T>& p) {
+  for (const T v : gt::densify<T>(p, p.dim))
+    if (!std::isfinite(v)) return false;
+  return true;
+}
+
+/// By brute force: the largest level a draw can give some x_i (upper(|x_i| / scale)) decodes
+/// to +-inf as the payload computes it, scale * T(level) in T.
+template <class T, class Upper>
+bool some_level_overflows(const std::vector<T>& x, T scale, Upper upper) {
+  for (const T v : x) {
+    const double level = upper(std::fabs(static_cast<double>(v)) / static_cast<double>(scale));
+    if (!std::isfinite(scale * static_cast<T>(level))) return true;
+  }
+  return false;
+}
+
+/// Runs c on x for `steps` consecutive steps. Either every call throws gc::error naming the
+/// compressor, leaving out and the step alone, or every call decodes to finite values.
+/// Returns whether the calls threw.
+template <class T, class C>
+bool finite_or_throws(const std::vector<T>& x, C c, const std::string& name, int steps = 12) {
+  gc::quantized_vector<T> out;
+  gc::grid_rounding warmup{.spacing = 0.5};
+  gc::compress(gc::exec::seq, warmup, std::vector<T>{T(1), T(-3)}, out);
+  const auto before = out;
+  const std::uint64_t step0 = c.step;
+  bool threw = false, decoded_finite = true;
+  for (int k = 0; k < steps; ++k) {
+    try {
+      gc::compress(gc::exec::seq, c, x, out);
+      decoded_finite = decoded_finite && decodes_finite(out);
+    } catch (const gc::error& e) {
+      threw = true;
+      CHECK(contains(e.what(), "gradcomp::" + name));
+      CHECK(contains(e.what(), "overflows the value type"));
+      CHECK(out == before);
+      CHECK(c.step == step0);
+    }
+  }
+  if (!threw) CHECK(decoded_finite);
+  CHECK((!threw || c.step == step0));  // the same verdict on every step: it does not depend on the draws
+  return threw;
+}
+
+/// Inputs near max(T): a few entries at fractions of max(T) (both signs), and small ones.
+template <class T>
+std::vector<std::vector<T>> near_max_inputs() {
+  const T mx = std::numeric_limits<T>::max();
+  std::vector<std::vector<T>> inputs{{mx, -mx, T(1), T(2)},
+                                     {mx},
+                                     {-mx},
+                                     {std::nextafter(mx, T(0)), T(0)},
+                                     {mx, T(0), T(0), T(0), T(0), T(0), T(0), T(0)},
+                                     {mx / 2, -mx / 2},
+                                     {mx / 3, mx / 3, mx / 3, -mx / 3},
+                                     {T(0.75) * mx, T(1e-30), -T(0.5) * mx}};
+  std::vector<T> many(100);
+  for (std::size_t i = 0; i < many.size(); ++i) many[i] = (i % 2 ? T(-1) : T(1)) * mx / T(11 + i % 7);
+  inputs.push_back(many);
+  return inputs;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("qsgd: the issue's {max, -max, 1, 2} with s = 8 throws before writing, on every step", T, float,
+                   double) {
+  const T mx = std::numeric_limits<T>::max();
+  const std::vector<T> x{mx, -mx, T(1), T(2)};
+  for (const std::uint64_t seed : {0u, 1u, 7u, 12345u}) {
+    CAPTURE(seed);
+    gc::qsgd c{.s = 8, .seed = seed, .step = 3};
+    gc::quantized_vector<T> p;
+    gc::compress(gc::exec::seq, c, std::vector<T>{T(1), T(2)}, p);
+    const auto before = p;
+    for (int k = 0; k < 20; ++k) {
+      const std::string msg = error_message([&] { gc::compress(gc::exec::seq, c, x, p); });
+      CHECK(contains(msg, "gradcomp::qsgd"));
+      CHECK(contains(msg, "x[0]"));
+      CHECK(contains(msg, "level 6"));  // r = 8 / sqrt(2) = 5.66: level 5 or 6, and 6 * max / 5.66 overflows
+      CHECK(contains(msg, "overflows the value type"));
+      CHECK(p == before);
+      CHECK(c.step == 4);
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("qsgd: near the largest value it throws exactly when some draw could decode to inf", T, float,
+                   double) {
+  const auto ceil_level = [](double r) { return std::ceil(r); };
+  std::size_t threw = 0, passed = 0;
+  for (const auto& x : near_max_inputs<T>()) {
+    for (const std::uint32_t s : {1u, 2u, 3u, 8u, 100u, 65536u, gc::qsgd::max_levels}) {
+      CAPTURE(x.size());
+      CAPTURE(x[0]);
+      CAPTURE(s);
+      const gc::qsgd c{.s = s, .seed = 5, .step = 1};
+      // The scale as the reference defines it (its accuracy is checked by the tests above);
+      // a scale T cannot hold throws too.
+      T scale = T(0);
+      bool scale_fits = true;
+      try {
+        scale = c.checked_scale(std::span<const T>(x), gc::detail::l2_norm(std::span<const T>(x)));
+      } catch (const gc::error& e) {
+        scale_fits = false;
+        CHECK(contains(e.what(), "scale ||x||_2 / s"));
+        // ||x|| / s beyond max(T) by more than rounding.
+        CHECK(std::sqrt(gt::squared_norm_ld<T>(x)) / s > static_cast<long double>(std::numeric_limits<T>::max()));
+      }
+      const bool expect_throw = !scale_fits || some_level_overflows(x, scale, ceil_level);
+      const bool did_throw = finite_or_throws(x, c, "qsgd");
+      CHECK(did_throw == expect_throw);
+      (did_throw ? threw : passed) += 1;
+    }
+  }
+  // Both verdicts occur in this sweep.
+  CHECK(threw > 5);
+  CHECK(passed > 5);
+  // One entry at max(T) with s = 1: the scale is max(T) and the level exactly 1. No throw.
+  const std::vector<T> single{std::numeric_limits<T>::max()};
+  gc::qsgd c{.s = 1};
+  gc::quantized_vector<T> p;
+  gc::compress(gc::exec::seq, c, single, p);
+  CHECK(p.scale == std::numeric_limits<T>::max());
+  CHECK(p.levels == std::vector<std::int32_t>{1});
+}
+
+TEST_CASE("qsgd: double input whose norm exceeds DBL_MAX is quantized when ||x|| / s fits") {
+  const double mx = std::numeric_limits<double>::max();
+  const std::vector<double> x(8, mx / 2);  // ||x|| = sqrt(2) max
+  gc::qsgd c{.s = 1000, .seed = 9};
+  gc::quantized_vector<double> p;
+  gc::compress(gc::exec::seq, c, x, p);
+  const long double exact_scale = std::sqrt(8.0L) * (static_cast<long double>(mx) / 2) / 1000;
+  CHECK(std::fabs(static_cast<long double>(p.scale) - exact_scale) <= exact_scale * 1e-15L);
+  // r = 1000 / sqrt(8) = 353.55: levels 353 or 354.
+  for (const std::int32_t l : p.levels) CHECK((l == 353 || l == 354));
+  CHECK(decodes_finite(p));
+  // Still unbiased: the mean of many draws is x.
+  std::vector<long double> mean;
+  long double mse = 0;
+  draw_statistics<double>(
+      x, 2000, [](int k) { return gc::qsgd{.s = 1000, .seed = 77 + static_cast<std::uint64_t>(k)}; }, mean, mse);
+  for (std::size_t i = 0; i < x.size(); ++i)
+    CHECK(std::fabs(mean[i] - static_cast<long double>(x[i])) <= 0.05L * exact_scale);  // sigma ~ 0.011 scale
+  // With s = 1 the scale itself, sqrt(2) max, does not fit: gc::error, out and step unchanged.
+  gc::qsgd one{.s = 1, .step = 4};
+  const auto before = p;
+  const std::string msg = error_message([&] { gc::compress(gc::exec::seq, one, x, p); });
+  CHECK(contains(msg, "scale ||x||_2 / s"));
+  CHECK(contains(msg, "overflows the value type"));
+  CHECK(p == before);
+  CHECK(one.step == 4);
+}
+
+TEST_CASE_TEMPLATE("grid_rounding: near the largest value it throws exactly when a possible level decodes to inf", T,
+                   float, double) {
+  const T mx = std::numeric_limits<T>::max();
+  const auto nearest = [](double r) { return std::round(r); };
+  const auto stochastic_upper = [](double r) { return std::ceil(r); };
+  std::size_t threw = 0, passed = 0;
+  // Spacings above max / 2^31: some int32 levels decode to inf (below it none can, and the
+  // unit tests above cover those).
+  const T threshold = mx / T(2147483648.0);
+  for (const T q : {threshold * T(1.01), threshold * T(2), threshold * T(1000), threshold * T(1 << 20), mx / T(1000),
+                    mx / T(3), T(0.6) * mx, mx / T(2), mx}) {
+    for (const auto& x : near_max_inputs<T>()) {
+      for (const bool stochastic : {false, true}) {
+        CAPTURE(q);
+        CAPTURE(x.size());
+        CAPTURE(x[0]);
+        CAPTURE(stochastic);
+        const gc::grid_rounding c{.spacing = static_cast<double>(q), .stochastic = stochastic, .seed = 3};
+        const bool expect_throw =
+            stochastic ? some_level_overflows(x, q, stochastic_upper) : some_level_overflows(x, q, nearest);
+        const bool did_throw = finite_or_throws(x, c, "grid_rounding");
+        CHECK(did_throw == expect_throw);
+        (did_throw ? threw : passed) += 1;
+      }
+    }
+  }
+  CHECK(threw > 5);
+  CHECK(passed > 5);
+  // Hand-checked: q = 0.6 max, x = max: r = 1.67 rounds to 2, and 2q = 1.2 max overflows.
+  gc::grid_rounding c{.spacing = 0.6 * static_cast<double>(mx)};
+  gc::quantized_vector<T> p;
+  const std::string msg = error_message([&] { gc::compress(gc::exec::seq, c, std::vector<T>{T(1), mx}, p); });
+  CHECK(contains(msg, "x[1]"));
+  CHECK(contains(msg, "level 2"));
+  // x = 0.75 max rounds to 1 (r = 1.25): 0.6 max, finite.
+  gc::compress(gc::exec::seq, c, std::vector<T>{T(0.75) * mx, -T(0.75) * mx}, p);
+  CHECK(p.levels == std::vector<std::int32_t>{1, -1});
+}
+
+// =======================================================================================
 // identity.
 
 TEST_CASE_TEMPLATE("identity: decodes to x bit for bit", T, float, double) {

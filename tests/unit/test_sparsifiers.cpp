@@ -650,6 +650,135 @@ TEST_CASE_TEMPLATE("unbiased_random_k: values are T(d/k) * x_i at the shared ind
   }
 }
 
+TEST_CASE_TEMPLATE("unbiased_random_k: a finite x_i whose d/k scaling overflows is sent as +-max, never inf", T, float,
+                   double) {
+  // The issue's input: 2 of 4 kept, scale 2, so max(T) and -max(T) would become +-inf.
+  const T mx = std::numeric_limits<T>::max();
+  const T inf = std::numeric_limits<T>::infinity();
+  const std::vector<T> x{mx, -mx, T(1), T(2)};
+  for (std::uint64_t step = 0; step < 40; ++step) {
+    CAPTURE(step);
+    gc::unbiased_random_k u{.k = 2, .seed = 17, .step = step};
+    gc::seeded_sparse_vector<T> p;
+    gc::compress(gc::exec::seq, u, x, p);
+    REQUIRE(p.indices.size() == 2);
+    for (std::size_t j = 0; j < 2; ++j) {
+      const T v = x[p.indices[j]];
+      const T want = std::fabs(v) == mx ? v : T(2) * v;  // saturated to +-max, else T(d/k) * x_i
+      CHECK(gt::bits(p.values[j]) == gt::bits(want));
+    }
+    for (const T v : gt::densify<T>(p, 4)) CHECK(std::isfinite(v));
+    // And through the wire.
+    for (const T v : gt::densify<T>(gc::decode<gc::seeded_sparse_vector<T>>(gc::encode(p)), 4)) CHECK(std::isfinite(v));
+  }
+  // Only values beyond max / T(d/k) saturate; one just below it is scaled exactly. d/k = 4.
+  const T just_fits = std::nextafter(mx / T(4), T(0));  // times 4 (exact): the value below max
+  const T just_over = std::nextafter(mx / T(4), inf);   // times 4: 2^(max exponent + 1), inf
+  std::vector<T> y(8, just_fits);
+  for (std::size_t i = 1; i < y.size(); i += 2) y[i] = -just_over;
+  gc::unbiased_random_k u{.k = 2, .seed = 3};
+  gc::seeded_sparse_vector<T> p;
+  for (int call = 0; call < 20; ++call) {
+    gc::compress(gc::exec::seq, u, y, p);
+    for (std::size_t j = 0; j < 2; ++j) {
+      if (p.indices[j] % 2 == 0)
+        CHECK(p.values[j] == std::nextafter(mx, T(0)));
+      else
+        CHECK(p.values[j] == -mx);
+    }
+  }
+  // Non-finite inputs are sent as they are (NaN stays NaN, inf stays inf), as every sparsifier does.
+  const std::vector<T> specials{inf, -inf, std::numeric_limits<T>::quiet_NaN(), T(1)};
+  gc::unbiased_random_k all_but_one{.k = 3, .seed = 1};
+  for (int call = 0; call < 20; ++call) {
+    gc::compress(gc::exec::seq, all_but_one, specials, p);
+    for (std::size_t j = 0; j < 3; ++j) {
+      const T v = specials[p.indices[j]];
+      if (std::isnan(v))
+        CHECK(std::isnan(p.values[j]));
+      else
+        CHECK(p.values[j] == (std::isinf(v) ? v : static_cast<T>(4.0 / 3.0) * v));
+    }
+  }
+  // random_k (unscaled) sends x_i as it is: max(T) stays max(T).
+  gc::random_k r{.k = 2, .seed = 17};
+  gc::seeded_sparse_vector<T> pr;
+  gc::compress(gc::exec::seq, r, x, pr);
+  for (std::size_t j = 0; j < 2; ++j) CHECK(gt::bits(pr.values[j]) == gt::bits(x[pr.indices[j]]));
+}
+
+TEST_CASE("random_k: the indices of (d, k, seed, step) are pinned, whatever holds the drawn set") {
+  // The wire carries (seed, step, k) and the receiver regenerates the indices: which indices a
+  // tuple means is a contract between versions and back ends. FNV-1a 64 of the indices (as
+  // little-endian u64), the first and the last, computed before decode switched to O(k) scratch.
+  struct golden {
+    std::uint64_t n, k, seed, step, fnv, first, last;
+  };
+  const golden cases[] = {
+      {100ULL, 1ULL, 0x123456789abcdefULL, 0x5ULL, 0xa71ba05c90f2c806ULL, 99ULL, 99ULL},
+      {100ULL, 10ULL, 0x7ULL, 0x0ULL, 0x8787eff4f3799b1cULL, 2ULL, 94ULL},
+      {1000ULL, 999ULL, 0x1ULL, 0x2ULL, 0xbd8e3acc8e7bb283ULL, 0ULL, 999ULL},
+      {1048576ULL, 100ULL, 0x2aULL, 0x7ULL, 0xa4c480adde61312cULL, 43042ULL, 1026698ULL},
+      {1048576ULL, 5000ULL, 0x2aULL, 0x8ULL, 0xf59fccb44d8202e0ULL, 156ULL, 1048499ULL},
+      {16777216ULL, 3ULL, 0xffffffffffffffffULL, 0x8000000000000000ULL, 0x18059687516ff055ULL, 2062695ULL, 12173751ULL},
+      {5000000ULL, 200ULL, 0x9ULL, 0x9ULL, 0x31a3a379cd0eee9cULL, 5369ULL, 4948291ULL},
+      {5000000ULL, 4000ULL, 0x9ULL, 0xaULL, 0x8e84333de0203fc0ULL, 2161ULL, 4998851ULL},
+      {8589934597ULL, 50ULL, 0x3ULL, 0x4ULL, 0xefedcdc856785978ULL, 425593037ULL, 8538319028ULL},
+      {70000ULL, 35000ULL, 0xbULL, 0xcULL, 0x94d8b750a5b99f0bULL, 0ULL, 69999ULL},
+  };
+  using membership = gc::detail::index_membership;
+  for (const golden& g : cases) {
+    for (const membership m : {membership::fastest, membership::smallest, membership::bitmap, membership::hash_set}) {
+      if (m == membership::bitmap && g.n > (std::uint64_t{1} << 32)) continue;  // a 1 GiB bitmap: skip
+      CAPTURE(g.n);
+      CAPTURE(g.k);
+      CAPTURE(static_cast<int>(m));
+      std::vector<std::uint64_t> out;
+      gc::detail::shared_random_indices(g.n, g.k, g.seed, g.step, out, m);
+      REQUIRE(out.size() == g.k);
+      std::uint64_t h = 0xcbf29ce484222325ULL;
+      for (const std::uint64_t v : out)
+        for (int b = 0; b < 8; ++b) h = (h ^ ((v >> (8 * b)) & 0xff)) * 0x100000001b3ULL;
+      CHECK(h == g.fnv);
+      CHECK(out.front() == g.first);
+      CHECK(out.back() == g.last);
+    }
+  }
+  // The structures agree on many small random (n, k, seed, step), 32- and 64-bit indices.
+  std::mt19937_64 rng(2024);
+  for (int t = 0; t < 3000; ++t) {
+    const std::uint64_t n = 1 + rng() % (t % 3 == 0 ? 70000 : 300);
+    const std::uint64_t k = rng() % (n + 1);
+    const std::uint64_t seed = rng(), step = rng();
+    std::vector<std::uint32_t> a, b, c;
+    gc::detail::shared_random_indices(n, k, seed, step, a, membership::bitmap);
+    gc::detail::shared_random_indices(n, k, seed, step, b, membership::hash_set);
+    gc::detail::shared_random_indices(n, k, seed, step, c, membership::smallest);
+    REQUIRE(a == b);
+    REQUIRE(a == c);
+  }
+}
+
+TEST_CASE("random_k: regenerating indices for an untrusted (d, k) needs O(k) scratch") {
+  using gc::detail::bitmap_scratch_bytes;
+  using gc::detail::hash_set_scratch_bytes;
+  // What decode uses (index_membership::smallest): the smaller of a d-bit bitmap and a hash
+  // set of 2k..4k slots (4 bytes each below 2^32), so at most 16 bytes per kept index.
+  for (const std::uint64_t n : {std::uint64_t{2}, std::uint64_t{1000}, std::uint64_t{1} << 22, std::uint64_t{1} << 31,
+                                (std::uint64_t{1} << 32) - 1}) {
+    for (const std::uint64_t k : {std::uint64_t{1}, std::uint64_t{3}, std::uint64_t{1000}, n / 2, n - 1}) {
+      if (k == 0 || k >= n) continue;
+      CAPTURE(n);
+      CAPTURE(k);
+      CHECK(std::min(bitmap_scratch_bytes(n), hash_set_scratch_bytes(n, k)) <= 16 * k);
+    }
+  }
+  CHECK(hash_set_scratch_bytes(std::uint64_t{1} << 40, 1000) <= 32 * 1000);  // 8-byte slots above 2^32
+  // The speed rule of compress would take a 512 KiB bitmap for one index of 2^22.
+  CHECK(gc::detail::random_indices_use_bitmap(std::uint64_t{1} << 22, 1));
+  CHECK(hash_set_scratch_bytes(std::uint64_t{1} << 22, 1) == 8);
+}
+
 // =======================================================================================
 // random_k / unbiased_random_k: statistics
 

@@ -23,6 +23,8 @@ namespace gradcomp {
 /// r_i - floor(r_i). So E C(x) = x and E||C(x) - x||^2 <= min(d/s^2, sqrt(d)/s) ||x||^2.
 /// The uniform draw for element i is number i of the (seed, step) stream; step advances
 /// on every call. Give each worker its own seed: QSGD's noise should be independent.
+/// Finite input either decodes to finite values or fails with gc::error before anything is
+/// written (a scale T cannot hold, or a level whose scale * level overflows T).
 struct qsgd {
   static constexpr std::string_view name = "qsgd";
   static constexpr std::uint32_t max_levels = std::uint32_t{1} << 30;
@@ -44,16 +46,52 @@ struct qsgd {
     return std::min(dd / (ss * ss), std::sqrt(dd) / ss);
   }
 
+  /// scale = ||x||_2 / s rounded to T, for finite x whose norm is `norm` (detail::l2_norm, or a
+  /// back end's bit-identical equal), or gc::error: non-finite input, or a scale T cannot hold.
+  /// A norm beyond DBL_MAX (double input only) is divided by s before it is scaled back, so
+  /// the scale is still exact when it fits.
+  template <std::floating_point T>
+  T checked_scale(std::span<const T> x, double norm) const {
+    double scale = norm / static_cast<double>(s);
+    if (!std::isfinite(norm)) {
+      detail::require_finite(x, "qsgd");  // names the first NaN or Inf
+      // The sum of detail::l2_norm's rescaled path, as it computes it, then / s, then scaled back.
+      const int shift = *detail::max_exponent(x);
+      const double scaled = detail::ordered_sum(x, [shift](T v) {
+        const double w = std::ldexp(static_cast<double>(v), -shift);
+        return w * w;
+      });
+      scale = std::ldexp(std::sqrt(scaled) / static_cast<double>(s), shift);
+    }
+    const T rounded = static_cast<T>(scale);
+    if (!std::isfinite(rounded))
+      detail::fail("qsgd", "scale ||x||_2 / s = ", scale, " (s = ", s,
+                   ") overflows the value type; scale the input down");
+    return rounded;
+  }
+
+  /// Fails unless every level any draw can give decodes to a finite scale * level: element i
+  /// gets at most ceil(|x_i| / scale), so only an input within about one scale of T's largest
+  /// value can fail. Checked before anything is written, and independent of the draws.
+  template <std::floating_point T>
+  void check_levels_decode_finite(std::span<const T> x, T scale) const {
+    if (detail::every_level_decodes_finite(scale)) return;  // the usual case: scale < max(T) / 2^31
+    const auto top = static_cast<double>(detail::largest_finite_level(scale));
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double upper = std::ceil(std::fabs(static_cast<double>(x[i])) / static_cast<double>(scale));
+      if (upper > top)
+        detail::fail("qsgd", "x[", i, "] = ", x[i], " can be quantized to level ", upper,
+                     ", and scale * level (scale = ", scale,
+                     ") overflows the value type: the input is within ||x||_2 / s of its largest value; "
+                     "scale the input down or use a larger s");
+    }
+  }
+
   template <std::floating_point T>
   void compress(exec::seq_t, std::span<const T> x, quantized_vector<T>& out) {
     validate();
-    const double norm = detail::l2_norm(x);
-    if (!std::isfinite(norm)) {
-      detail::require_finite(x, "qsgd");
-      detail::fail("qsgd", "||x||_2 overflows double");
-    }
-    const T scale = static_cast<T>(norm / static_cast<double>(s));
-    if (!std::isfinite(scale)) detail::fail("qsgd", "scale ||x|| / s overflows the value type");
+    const T scale = checked_scale(x, detail::l2_norm(x));
+    check_levels_decode_finite(x, scale);
 
     out.dim = x.size();
     out.scale = scale;

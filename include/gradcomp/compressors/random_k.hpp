@@ -1,9 +1,11 @@
 #pragma once
 // Random-k: keep k entries chosen uniformly at random, the same ones on every worker.
 #include <algorithm>
+#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string_view>
 
@@ -15,12 +17,28 @@
 
 namespace gradcomp {
 
+namespace detail {
+
+/// unbiased_random_k's overflow rule, applied after values[j] = T(d/k) * x[indices[j]] for
+/// j < n: a finite x_i whose scaled value overflowed to +-inf is sent as +-max(T) instead,
+/// so finite input never decodes to inf (a bias only for |x_i| > max(T) / T(d/k)). A NaN or
+/// infinite x_i is sent as it is, as every sparsifier does.
+template <std::floating_point T, class Index>
+void saturate_scaled_overflow(const T* x, const Index* indices, T* values, std::size_t n) noexcept {
+  for (std::size_t j = 0; j < n; ++j)
+    if (std::isinf(values[j]) && std::isfinite(x[indices[j]]))
+      values[j] = std::copysign(std::numeric_limits<T>::max(), values[j]);
+}
+
+}  // namespace detail
+
 /// Keeps min(k, d) entries whose indices are drawn without replacement from the shared
 /// (seed, step) stream, then advances step. Workers constructed with the same seed and
 /// called once per step pick the same indices, so the indices need not be sent.
 ///
 /// Unscaled (random_k): a delta-contraction in expectation, E||x - C(x)||^2 = (1-k/d)||x||^2.
-/// Scaled by d/k (unbiased_random_k): unbiased, with omega = d/k - 1.
+/// Scaled by d/k (unbiased_random_k): unbiased, with omega = d/k - 1, except that a value
+/// whose scaled x_i would overflow T is sent as +-max(T) (detail::saturate_scaled_overflow).
 template <bool Unbiased>
 struct basic_random_k {
   static constexpr std::string_view name = Unbiased ? "unbiased_random_k" : "random_k";
@@ -60,6 +78,7 @@ struct basic_random_k {
     const T scale = Unbiased && kept > 0 ? static_cast<T>(static_cast<double>(d) / static_cast<double>(kept)) : T(1);
     out.values.resize(kept);
     for (std::size_t j = 0; j < kept; ++j) out.values[j] = Unbiased ? scale * x[out.indices[j]] : x[out.indices[j]];
+    if constexpr (Unbiased) detail::saturate_scaled_overflow(x.data(), out.indices.data(), out.values.data(), kept);
     out.dim = d;
     out.seed = seed;
     out.step = step;

@@ -27,7 +27,9 @@ template <std::floating_point T>
 void compress_with(const par_t& policy, grid_rounding& c, std::span<const T> x, quantized_vector<T>& out) {
   c.validate();
   const T q = static_cast<T>(c.spacing);
-  std::atomic<bool> fits{q > T(0) && std::isfinite(q)};
+  // A spacing so large that some int32 levels decode to +-inf (q > max(T) / 2^31) is left to
+  // the reference, which checks each element's level against it.
+  std::atomic<bool> fits{q > T(0) && std::isfinite(q) && gradcomp::detail::every_level_decodes_finite(q)};
   if (fits.load())
     cpu::detail::for_each_chunk(
         policy, x.size(), cpu::tuning::elementwise::chunk, [&](std::size_t, std::size_t begin, std::size_t end) {

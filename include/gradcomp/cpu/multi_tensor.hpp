@@ -10,9 +10,14 @@
 // threads instead, each compressed by the calling thread's SIMD kernels (tensors below the
 // policy's min_parallel_size never launch nested parallel work; large ones still may).
 // Stateless compressors are shared; a seeded compressor is copied per tensor with step
-// step0 + i, exactly the step the sequential loop would use, and ends at step0 + n.
+// step0 + i, exactly the step the sequential loop would use, and ends at step0 + n. On a
+// failure the lowest failing tensor's error is thrown, as the sequential loop would
+// (compress_layers then puts a seeded compressor's step back to step0 on every back end).
+#include <atomic>
 #include <concepts>
 #include <cstddef>
+#include <exception>
+#include <mutex>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -86,17 +91,34 @@ void compress_layers_with(const exec::par_t& policy, C& c, std::span<const std::
     for (std::size_t i = 0; i < n; ++i) gradcomp::compress(policy, c, tensors[i], outs[i]);
     return;
   }
+  // A failing tensor does not cancel the others: the error thrown is the lowest failing
+  // index's, the one the sequential loop would throw (tensors past a known failure are
+  // skipped, as that loop would never reach them).
+  std::mutex failure_mutex;
+  std::size_t first_failure = n;
+  std::exception_ptr failure;
+  std::atomic<std::size_t> failed_at{n};
   tbb::parallel_for(tbb::blocked_range<std::size_t>(0, n), [&](const tbb::blocked_range<std::size_t>& r) {
-    for (std::size_t i = r.begin(); i < r.end(); ++i) {
-      if constexpr (cpu::detail::stateless_compressor<C, T, P>) {
-        gradcomp::compress(policy, std::as_const(c), tensors[i], outs[i]);
-      } else {
-        std::remove_cvref_t<C> mine = c;
-        mine.step = c.step + i;  // the step the sequential loop would be at
-        gradcomp::compress(policy, mine, tensors[i], outs[i]);
+    for (std::size_t i = r.begin(); i < r.end() && i < failed_at.load(std::memory_order_relaxed); ++i) {
+      try {
+        if constexpr (cpu::detail::stateless_compressor<C, T, P>) {
+          gradcomp::compress(policy, std::as_const(c), tensors[i], outs[i]);
+        } else {
+          std::remove_cvref_t<C> mine = c;
+          mine.step = c.step + i;  // the step the sequential loop would be at
+          gradcomp::compress(policy, mine, tensors[i], outs[i]);
+        }
+      } catch (...) {
+        const std::lock_guard<std::mutex> lock(failure_mutex);
+        if (i < first_failure) {
+          first_failure = i;
+          failure = std::current_exception();
+          failed_at.store(i, std::memory_order_relaxed);
+        }
       }
     }
   });
+  if (failure) std::rethrow_exception(failure);                            // step unchanged
   if constexpr (!cpu::detail::stateless_compressor<C, T, P>) c.step += n;  // only once all succeeded
 }
 

@@ -27,9 +27,10 @@ void compress_with(const par_t& policy, qsgd& c, std::span<const T> x, quantized
   c.validate();
   const double norm = cpu::detail::l2_norm(policy, x);
   const T scale = static_cast<T>(norm / static_cast<double>(c.s));
-  if (!std::isfinite(norm) || !std::isfinite(scale)) {
-    // Bad input (NaN, Inf, overflow): the reference computes the same norm and raises its
-    // error, naming the first non-finite entry; out and step stay as they are.
+  if (!std::isfinite(norm) || !std::isfinite(scale) || !gradcomp::detail::every_level_decodes_finite(scale)) {
+    // Bad input (NaN, Inf, overflow), or a scale so large (> max(T) / 2^31) that some levels
+    // would decode to +-inf: the reference computes the same norm and either raises its error
+    // (naming the first bad entry; out and step stay as they are) or compresses.
     c.compress(seq, x, out);
     return;
   }

@@ -95,6 +95,9 @@ void compress_with(const par_t& policy, basic_random_k<Unbiased>& c, std::span<c
       [&](std::size_t, std::size_t begin, std::size_t end) {
         cpu::detail::gather<Unbiased>(x.data(), out.indices.data() + begin, end - begin, scale,
                                       out.values.data() + begin);
+        if constexpr (Unbiased)  // the reference's overflow rule: +-max(T), never +-inf, for finite x_i
+          gradcomp::detail::saturate_scaled_overflow(x.data(), out.indices.data() + begin, out.values.data() + begin,
+                                                     end - begin);
       },
       cpu::detail::random_access_weight);
   out.dim = d;

@@ -7,6 +7,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace gradcomp::detail {
@@ -66,6 +67,23 @@ inline std::uint64_t uniform_below(const counter_stream& stream, std::uint64_t n
 /// indices sorted.
 constexpr bool random_indices_use_bitmap(std::uint64_t n, std::uint64_t k) noexcept { return n / 64 <= 16 * k + 65536; }
 
+/// Where Floyd's algorithm keeps the set it has drawn so far. Every choice gives the same
+/// subset (the draws define it); they differ in time and scratch memory.
+enum class index_membership {
+  fastest,   // random_indices_use_bitmap: a bitmap up to 1024 bits per kept index (+ 512 KiB)
+  smallest,  // whichever of the two below needs less scratch: O(k), for untrusted (n, k)
+  bitmap,    // n / 64 + 1 words, scanned in order
+  hash_set,  // 2k to 4k slots of 4 bytes (n < 2^32) or 8 bytes, then a sort of the k indices
+};
+
+/// Scratch bytes of the two membership structures for k < n draws from [0, n).
+constexpr std::uint64_t bitmap_scratch_bytes(std::uint64_t n) noexcept { return (n / 64 + 1) * 8; }
+constexpr std::uint64_t hash_set_slots(std::uint64_t k) noexcept { return std::bit_ceil(2 * k); }
+constexpr std::uint64_t hash_set_scratch_bytes(std::uint64_t n, std::uint64_t k) noexcept {
+  if (k > (std::uint64_t{1} << 58)) return std::numeric_limits<std::uint64_t>::max();  // not allocatable anyway
+  return hash_set_slots(k) * (n <= std::numeric_limits<std::uint32_t>::max() ? 4 : 8);
+}
+
 /// Floyd's algorithm on the stream: for j = n-k .. n-1, draw t in [0, j]; take t if new,
 /// else j (which is new). contains(i) and insert(i) keep the set.
 template <class Contains, class Insert>
@@ -86,45 +104,57 @@ inline void floyd_into_bitmap(std::uint64_t n, std::uint64_t k, const counter_st
       [&](std::uint64_t i) { bitmap[i / 64] |= std::uint64_t{1} << (i % 64); });
 }
 
+/// Floyd's draws (0 < k < n) kept in an open-addressing hash set (linear probing; a slot
+/// holds index + 1, 0 means empty, so Slot must hold n), written to out[0, k) and sorted.
+template <class Slot, class Index>
+void floyd_into_hash_set(std::uint64_t n, std::uint64_t k, const counter_stream& stream, Index* out) {
+  const auto slots = static_cast<std::size_t>(hash_set_slots(k));
+  std::vector<Slot> table(slots, 0);
+  const auto slot_of = [&](std::uint64_t i) {
+    std::size_t h = static_cast<std::size_t>(mix64(i)) & (slots - 1);
+    while (table[h] != 0 && table[h] != static_cast<Slot>(i + 1)) h = (h + 1) & (slots - 1);
+    return h;
+  };
+  std::size_t pos = 0;
+  floyd_draws(
+      n, k, stream, [&](std::uint64_t i) { return table[slot_of(i)] != 0; },
+      [&](std::uint64_t i) {
+        table[slot_of(i)] = static_cast<Slot>(i + 1);
+        out[pos++] = static_cast<Index>(i);
+      });
+  std::sort(out, out + k);
+}
+
 /// The k (<= n) distinct indices that random-k selects at (seed, step), ascending: a
 /// uniformly random k-subset of [0, n), by Floyd's algorithm (every subset has probability
 /// 1 / C(n, k)) on the (seed, step) stream. Membership lives in a bitmap of n bits or in a
-/// flat hash set (random_indices_use_bitmap). Both give the same subset; the draws are what
-/// define it.
+/// flat hash set, as `membership` says. All give the same subset; the draws are what define
+/// it. Decoding uses index_membership::smallest, so a hostile (n, k) cannot make it allocate
+/// an n-bit bitmap for a handful of values.
 template <class Index>
 void shared_random_indices(std::uint64_t n, std::uint64_t k, std::uint64_t seed, std::uint64_t step,
-                           std::vector<Index>& out) {
+                           std::vector<Index>& out, index_membership membership = index_membership::fastest) {
   out.resize(k);
   if (k == 0) return;
   if (k == n) {  // every index: nothing to draw
     for (std::uint64_t j = 0; j < n; ++j) out[j] = static_cast<Index>(j);
     return;
   }
+  bool bitmap = membership == index_membership::bitmap;
+  if (membership == index_membership::fastest) bitmap = random_indices_use_bitmap(n, k);
+  if (membership == index_membership::smallest) bitmap = bitmap_scratch_bytes(n) <= hash_set_scratch_bytes(n, k);
   const counter_stream stream(seed, step);
-  if (random_indices_use_bitmap(n, k)) {
-    std::vector<std::uint64_t> bitmap(n / 64 + 1, 0);
-    floyd_into_bitmap(n, k, stream, bitmap.data());
+  if (bitmap) {
+    std::vector<std::uint64_t> words(static_cast<std::size_t>(n / 64 + 1), 0);
+    floyd_into_bitmap(n, k, stream, words.data());
     std::size_t pos = 0;
-    for (std::size_t w = 0; w < bitmap.size(); ++w)
-      for (std::uint64_t bits = bitmap[w]; bits != 0; bits &= bits - 1)
+    for (std::size_t w = 0; w < words.size(); ++w)
+      for (std::uint64_t bits = words[w]; bits != 0; bits &= bits - 1)
         out[pos++] = static_cast<Index>(w * 64 + static_cast<std::uint64_t>(std::countr_zero(bits)));
+  } else if (n <= std::numeric_limits<std::uint32_t>::max()) {
+    floyd_into_hash_set<std::uint32_t>(n, k, stream, out.data());
   } else {
-    // Open addressing with linear probing; slots hold index + 1 so that 0 means empty.
-    const std::size_t slots = std::bit_ceil(static_cast<std::size_t>(2 * k));
-    std::vector<std::uint64_t> table(slots, 0);
-    const auto slot_of = [&](std::uint64_t i) {
-      std::size_t h = static_cast<std::size_t>(mix64(i)) & (slots - 1);
-      while (table[h] != 0 && table[h] != i + 1) h = (h + 1) & (slots - 1);
-      return h;
-    };
-    std::size_t pos = 0;
-    floyd_draws(
-        n, k, stream, [&](std::uint64_t i) { return table[slot_of(i)] != 0; },
-        [&](std::uint64_t i) {
-          table[slot_of(i)] = i + 1;
-          out[pos++] = static_cast<Index>(i);
-        });
-    std::sort(out.begin(), out.end());
+    floyd_into_hash_set<std::uint64_t>(n, k, stream, out.data());
   }
 }
 

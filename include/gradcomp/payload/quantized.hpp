@@ -1,19 +1,56 @@
 #pragma once
 // quantized_vector: what quantizers (qsgd, rounding) send: one scale and a small signed
 // integer level per element.
+#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <vector>
 
-#include "../detail/strict_fp.hpp"
 #include "../detail/bitpack.hpp"
 #include "../detail/bits.hpp"
+#include "../detail/strict_fp.hpp"
 #include "../detail/wire.hpp"
 #include "../error.hpp"
 
 namespace gradcomp {
+
+namespace detail {
+
+/// What a level of a quantized payload decodes to: scale * T(level), rounded once in T (as
+/// quantized_vector::decompress_add computes it).
+template <std::floating_point T>
+T dequantize(T scale, std::int32_t level) noexcept {
+  return scale * static_cast<T>(level);
+}
+
+/// True when every int32 level decodes to a finite value with this finite scale: |T(level)|
+/// is at most 2^31, so scale * 2^31 finite suffices. Only scales within a factor 2^31 of T's
+/// largest value fail this, and quantizers then check their input element by element.
+template <std::floating_point T>
+bool every_level_decodes_finite(T scale) noexcept {
+  return std::isfinite(dequantize(scale, std::numeric_limits<std::int32_t>::min()));
+}
+
+/// The largest L in [0, 2^31 - 1] with dequantize(scale, L) finite, for a finite scale (then
+/// dequantize(scale, -L) is finite too). Decoding is monotone in the level, so every level of
+/// magnitude at most L decodes to a finite value and none above it does.
+template <std::floating_point T>
+std::int64_t largest_finite_level(T scale) noexcept {
+  std::int64_t lo = 0, hi = std::numeric_limits<std::int32_t>::max();  // lo is finite
+  while (lo < hi) {
+    const std::int64_t mid = hi - (hi - lo) / 2;
+    if (std::isfinite(dequantize(scale, static_cast<std::int32_t>(mid))))
+      lo = mid;
+    else
+      hi = mid - 1;
+  }
+  return lo;
+}
+
+}  // namespace detail
 
 /// Element i decodes to scale * levels[i]. On the wire every level is zigzag-coded in
 /// level_bits bits (1..32), packed LSB first: header, level_bits (u32), reserved (u32, 0),

@@ -70,7 +70,9 @@ struct seeded_sparse_vector {
     const auto k = static_cast<std::size_t>(k64);
     const auto value_bytes = r.take(detail::checked_mul(k, sizeof(T), where, "value block"), "values");
     r.finish();
-    detail::shared_random_indices(h.dim, k, new_seed, new_step, indices);
+    // The bytes are untrusted: regenerate with O(k) scratch, never an n-bit bitmap for a few
+    // values (same indices as the sender's; the draws define them, not the structure).
+    detail::shared_random_indices(h.dim, k, new_seed, new_step, indices, detail::index_membership::smallest);
     values.resize(k);
     detail::copy_le_array(value_bytes, values.data(), k);
     dim = h.dim;
