@@ -14,11 +14,16 @@
 namespace gradcomp {
 
 /// A sparse vector of dimension `dim`: values[j] sits at indices[j]; indices are strictly
-/// ascending and below dim. On the wire: header, count (u64), indices, values.
+/// ascending and below dim. On the wire: header, count (u64), indices, values. Indices travel
+/// as 4 bytes (Index of at most 32 bits, so uint8_t and uint16_t too) or 8 bytes (64-bit).
 template <std::floating_point T, std::unsigned_integral Index = std::uint32_t>
 struct sparse_vector {
   using value_type = T;
   using index_type = Index;
+  static_assert(sizeof(Index) <= 8, "sparse_vector: indices wider than 64 bits have no wire format");
+
+  /// Bytes per index on the wire: the format knows 4 and 8 only.
+  static constexpr std::size_t wire_index_bytes = sizeof(Index) <= 4 ? 4 : 8;
 
   std::size_t dim = 0;
   std::vector<Index> indices;
@@ -58,7 +63,7 @@ struct sparse_vector {
 
   std::size_t wire_bytes() const {
     const char* where = "wire_bytes";
-    const std::size_t per_entry = sizeof(Index) + sizeof(T);
+    const std::size_t per_entry = wire_index_bytes + sizeof(T);
     return detail::checked_add(detail::header_bytes + 8, detail::checked_mul(indices.size(), per_entry, where, "payload"),
                                where, "payload");
   }
@@ -66,9 +71,13 @@ struct sparse_vector {
   std::size_t encode_to(std::span<std::byte> dst) const {
     validate("encode");
     detail::byte_writer w(dst, "encode");
-    detail::put_header<T>(w, detail::wire_kind::sparse, sizeof(Index), dim);
+    detail::put_header<T>(w, detail::wire_kind::sparse, wire_index_bytes, dim);
     w.put(static_cast<std::uint64_t>(indices.size()));
-    w.put_array(indices.data(), indices.size());
+    if constexpr (sizeof(Index) == wire_index_bytes) {
+      w.put_array(indices.data(), indices.size());
+    } else {  // uint8_t / uint16_t indices widen to the 4-byte wire format
+      for (const Index i : indices) w.put(static_cast<std::uint32_t>(i));
+    }
     w.put_array(values.data(), values.size());
     return w.written();
   }

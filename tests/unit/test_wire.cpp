@@ -812,6 +812,35 @@ TEST_CASE_TEMPLATE("wire: sparse index widths 4 and 8 decode into either index t
   expect_reject<P32>(narrow_wire, "does not fit");
 }
 
+TEST_CASE_TEMPLATE("wire: uint8_t and uint16_t index payloads encode the 4-byte index width", T, float, double) {
+  // The format knows index widths 4 and 8 only. A payload with narrower indices (compressors
+  // accept any unsigned index type) used to write width 1 or 2, which no decoder accepts.
+  gc::sparse_vector<T, std::uint16_t> p16;
+  p16.dim = 60000;
+  p16.indices = {0, 7, 59999};
+  p16.values = {T(1), T(-2.5), T(3)};
+  bytes_t want = header(1, sizeof(T), 4, 60000);
+  append_le<u64>(want, 3);
+  for (const u32 i : {0u, 7u, 59999u}) append_le<u32>(want, i);
+  for (const T v : {T(1), T(-2.5), T(3)}) append_value(want, v);
+  CHECK(gc::wire_bytes(p16) == want.size());
+  CHECK(gc::encode(p16) == want);
+  CHECK(gc::decode<gc::sparse_vector<T, std::uint16_t>>(view(want)) == p16);
+  const auto wide = gc::decode<gc::sparse_vector<T, std::uint64_t>>(view(want));
+  CHECK(wide.indices == std::vector<std::uint64_t>{0, 7, 59999});
+
+  gc::sparse_vector<T, std::uint8_t> p8;
+  gc::compress(gc::exec::seq, gc::top_k{.k = 2}, std::vector<T>{T(1), T(0), T(-4), T(2)}, p8);
+  const bytes_t b8 = gc::encode(p8);
+  CHECK(b8.size() == gc::wire_bytes(p8));
+  CHECK(std::to_integer<unsigned>(b8[5]) == 4u);
+  CHECK(gc::decode<gc::sparse_vector<T, std::uint8_t>>(view(b8)) == p8);
+  CHECK(gc::encode(gc::decode<gc::sparse_vector<T>>(view(b8))) == b8);
+  // A dim beyond the narrow type is rejected by its decoder, as for uint32_t.
+  using P8 = gc::sparse_vector<T, std::uint8_t>;
+  CHECK_THROWS_WITH_AS(gc::decode<P8>(view(want)), doctest::Contains("does not fit"), gc::error);
+}
+
 // =========================================================================================
 // 2. Malformed input.
 
