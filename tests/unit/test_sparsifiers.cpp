@@ -728,7 +728,7 @@ TEST_CASE("random_k: the indices of (d, k, seed, step) are pinned, whatever hold
   };
   using membership = gc::detail::index_membership;
   for (const golden& g : cases) {
-    for (const membership m : {membership::fastest, membership::smallest, membership::bitmap, membership::hash_set}) {
+    for (const membership m : {membership::fastest, membership::bounded, membership::bitmap, membership::hash_set}) {
       if (m == membership::bitmap && g.n > (std::uint64_t{1} << 32)) continue;  // a 1 GiB bitmap: skip
       CAPTURE(g.n);
       CAPTURE(g.k);
@@ -753,7 +753,7 @@ TEST_CASE("random_k: the indices of (d, k, seed, step) are pinned, whatever hold
     std::vector<std::uint32_t> a, b, c;
     gc::detail::shared_random_indices(n, k, seed, step, a, membership::bitmap);
     gc::detail::shared_random_indices(n, k, seed, step, b, membership::hash_set);
-    gc::detail::shared_random_indices(n, k, seed, step, c, membership::smallest);
+    gc::detail::shared_random_indices(n, k, seed, step, c, membership::bounded);
     REQUIRE(a == b);
     REQUIRE(a == c);
   }
@@ -762,15 +762,17 @@ TEST_CASE("random_k: the indices of (d, k, seed, step) are pinned, whatever hold
 TEST_CASE("random_k: regenerating indices for an untrusted (d, k) needs O(k) scratch") {
   using gc::detail::bitmap_scratch_bytes;
   using gc::detail::hash_set_scratch_bytes;
-  // What decode uses (index_membership::smallest): the smaller of a d-bit bitmap and a hash
-  // set of 2k..4k slots (4 bytes each below 2^32), so at most 16 bytes per kept index.
+  // What decode uses (index_membership::bounded): a d-bit bitmap only when it needs at most
+  // twice the bytes of a hash set of 2k..4k slots (4 bytes each below 2^32), so at most 32
+  // bytes per kept index.
   for (const std::uint64_t n : {std::uint64_t{2}, std::uint64_t{1000}, std::uint64_t{1} << 22, std::uint64_t{1} << 31,
                                 (std::uint64_t{1} << 32) - 1}) {
     for (const std::uint64_t k : {std::uint64_t{1}, std::uint64_t{3}, std::uint64_t{1000}, n / 2, n - 1}) {
       if (k == 0 || k >= n) continue;
       CAPTURE(n);
       CAPTURE(k);
-      CHECK(std::min(bitmap_scratch_bytes(n), hash_set_scratch_bytes(n, k)) <= 16 * k);
+      const bool bitmap = bitmap_scratch_bytes(n) / 2 <= hash_set_scratch_bytes(n, k);
+      CHECK((bitmap ? bitmap_scratch_bytes(n) : hash_set_scratch_bytes(n, k)) <= 32 * k + 8);
     }
   }
   CHECK(hash_set_scratch_bytes(std::uint64_t{1} << 40, 1000) <= 32 * 1000);  // 8-byte slots above 2^32

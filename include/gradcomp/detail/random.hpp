@@ -71,7 +71,9 @@ constexpr bool random_indices_use_bitmap(std::uint64_t n, std::uint64_t k) noexc
 /// subset (the draws define it); they differ in time and scratch memory.
 enum class index_membership {
   fastest,   // random_indices_use_bitmap: a bitmap up to 1024 bits per kept index (+ 512 KiB)
-  smallest,  // whichever of the two below needs less scratch: O(k), for untrusted (n, k)
+  bounded,   // O(k) scratch, for untrusted (n, k): the bitmap when it needs at most twice the
+             // hash set's bytes (it is the faster of the two), else the hash set; so at most
+             // 32 bytes per kept index (64 when n > 2^32 - 1)
   bitmap,    // n / 64 + 1 words, scanned in order
   hash_set,  // 2k to 4k slots of 4 bytes (n < 2^32) or 8 bytes, then a sort of the k indices
 };
@@ -115,13 +117,20 @@ void floyd_into_hash_set(std::uint64_t n, std::uint64_t k, const counter_stream&
     while (table[h] != 0 && table[h] != static_cast<Slot>(i + 1)) h = (h + 1) & (slots - 1);
     return h;
   };
+  // floyd_draws with one probe for a new t (almost every draw): its empty slot takes it.
+  std::uint64_t counter = 0;
   std::size_t pos = 0;
-  floyd_draws(
-      n, k, stream, [&](std::uint64_t i) { return table[slot_of(i)] != 0; },
-      [&](std::uint64_t i) {
-        table[slot_of(i)] = static_cast<Slot>(i + 1);
-        out[pos++] = static_cast<Index>(i);
-      });
+  for (std::uint64_t j = n - k; j < n; ++j) {
+    const std::uint64_t t = uniform_below(stream, j + 1, counter);
+    std::size_t h = slot_of(t);
+    std::uint64_t taken = t;
+    if (table[h] != 0) {  // t is in the set: take j, which is not
+      taken = j;
+      h = slot_of(j);
+    }
+    table[h] = static_cast<Slot>(taken + 1);
+    out[pos++] = static_cast<Index>(taken);
+  }
   std::sort(out, out + k);
 }
 
@@ -129,7 +138,7 @@ void floyd_into_hash_set(std::uint64_t n, std::uint64_t k, const counter_stream&
 /// uniformly random k-subset of [0, n), by Floyd's algorithm (every subset has probability
 /// 1 / C(n, k)) on the (seed, step) stream. Membership lives in a bitmap of n bits or in a
 /// flat hash set, as `membership` says. All give the same subset; the draws are what define
-/// it. Decoding uses index_membership::smallest, so a hostile (n, k) cannot make it allocate
+/// it. Decoding uses index_membership::bounded, so a hostile (n, k) cannot make it allocate
 /// an n-bit bitmap for a handful of values.
 template <class Index>
 void shared_random_indices(std::uint64_t n, std::uint64_t k, std::uint64_t seed, std::uint64_t step,
@@ -142,7 +151,7 @@ void shared_random_indices(std::uint64_t n, std::uint64_t k, std::uint64_t seed,
   }
   bool bitmap = membership == index_membership::bitmap;
   if (membership == index_membership::fastest) bitmap = random_indices_use_bitmap(n, k);
-  if (membership == index_membership::smallest) bitmap = bitmap_scratch_bytes(n) <= hash_set_scratch_bytes(n, k);
+  if (membership == index_membership::bounded) bitmap = bitmap_scratch_bytes(n) / 2 <= hash_set_scratch_bytes(n, k);
   const counter_stream stream(seed, step);
   if (bitmap) {
     std::vector<std::uint64_t> words(static_cast<std::size_t>(n / 64 + 1), 0);

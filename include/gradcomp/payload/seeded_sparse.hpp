@@ -72,7 +72,7 @@ struct seeded_sparse_vector {
     r.finish();
     // The bytes are untrusted: regenerate with O(k) scratch, never an n-bit bitmap for a few
     // values (same indices as the sender's; the draws define them, not the structure).
-    detail::shared_random_indices(h.dim, k, new_seed, new_step, indices, detail::index_membership::smallest);
+    detail::shared_random_indices(h.dim, k, new_seed, new_step, indices, detail::index_membership::bounded);
     values.resize(k);
     detail::copy_le_array(value_bytes, values.data(), k);
     dim = h.dim;
