@@ -7,8 +7,9 @@ set -euo pipefail
 # libopenmpi-dev, openmpi-bin: comm::mpi_communicator (gradcomp::mpi) and the MPI tests.
 # libcli11-dev, dataset-fashion-mnist, gnuplot-nox: gradcomp_reproduce, its data, its plots
 # (the tests run it too, on small slices).
+# clang-14, libclang-rt-14-dev: the fuzz targets (libFuzzer and the sanitizer runtimes; ctest label fuzz).
 packages=(cmake g++ make doctest-dev libtbb-dev libhwy-dev libbenchmark-dev python3 libopenmpi-dev openmpi-bin
-          libcli11-dev dataset-fashion-mnist gnuplot-nox)
+          libcli11-dev dataset-fashion-mnist gnuplot-nox clang-14 libclang-rt-14-dev)
 
 missing=()
 for pkg in "${packages[@]}"; do
