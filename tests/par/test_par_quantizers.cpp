@@ -2,6 +2,7 @@
 // step, the same step advance, and the same errors.
 #include "par_compare.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -211,4 +212,80 @@ TEST_CASE_TEMPLATE("par error_feedback<qsgd>: bit-identical to seq over several 
       }
     }
   });
+}
+
+namespace {
+
+/// Inputs near the top of T's range: the issue's example, large vectors with +-max (and
+/// slightly less) placed inside, and many entries of about max / 1000.
+template <class T>
+std::vector<std::vector<T>> near_max_inputs() {
+  const T top = std::numeric_limits<T>::max();
+  std::vector<std::vector<T>> inputs;
+  inputs.push_back({top, -top, T(1), T(2)});
+  for (const std::size_t d : {std::size_t{100'003}, std::size_t{300'001}}) {
+    for (const T factor : {T(1), T(0.999), T(0.5)}) {
+      std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, d, d);
+      x[d / 3] = top * factor;
+      x[d - 1] = -top * factor;
+      inputs.push_back(std::move(x));
+    }
+  }
+  std::vector<T> many(200'000);
+  for (std::size_t i = 0; i < many.size(); ++i) many[i] = (i % 2 ? -top : top) / static_cast<T>(1000 + i % 7);
+  inputs.push_back(std::move(many));
+  return inputs;
+}
+
+/// seq and par agree on c(x): both throw the same error, leaving out and step as they were,
+/// or both give the same payload and step.
+template <class T, class C, class Payload>
+void check_same_outcome(const std::vector<T>& x, const C& c, const Payload& before) {
+  C seq_c = c;
+  Payload ref = before;
+  bool seq_threw = false;
+  try {
+    gc::compress(gc::exec::seq, seq_c, x, ref);
+  } catch (const gc::error&) {
+    seq_threw = true;
+  }
+  for (const auto& policy : par_policies) {
+    CAPTURE(policy_name(policy));
+    if (seq_threw) {
+      check_same_rejection(policy, c, std::span<const T>(x), before);
+      continue;
+    }
+    C par_c = c;
+    Payload got = before;
+    gc::compress(policy, par_c, x, got);
+    CHECK(par_c.step == seq_c.step);
+    if constexpr (requires { got.values; }) {
+      check_same_payload(ref, got, /*computed=*/true);
+      CHECK(std::all_of(got.values.begin(), got.values.end(), [](T v) { return std::isfinite(v); }));
+    } else {
+      check_same_payload(ref, got);
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("par quantizers near the top of the range: the same error or the same finite payload", T, float,
+                   double) {
+  const T top = std::numeric_limits<T>::max();
+  for (const auto& x : near_max_inputs<T>()) {
+    CAPTURE(x.size());
+    const gc::quantized_vector<T> before;
+    for (const std::uint32_t s : {1u, 8u, 1000u, 1u << 20, 1u << 30})
+      check_same_outcome(x, gc::qsgd{.s = s, .seed = 3, .step = 1}, before);
+    for (const double spacing : {double(top) / 2147483648.0 * 1.01, double(top) / 1e6, 0.6 * double(top),
+                                 double(top) / 3}) {
+      for (const bool stochastic : {false, true})
+        check_same_outcome(x, gc::grid_rounding{.spacing = spacing, .stochastic = stochastic, .seed = 4}, before);
+    }
+    const gc::seeded_sparse_vector<T> sparse_before;
+    const std::size_t d = x.size();
+    for (const std::size_t k : {std::size_t{2}, d / 1000 + 1, d / 2, d - 1})
+      check_same_outcome(x, gc::unbiased_random_k{.k = k, .seed = 5, .step = 2}, sparse_before);
+  }
 }
