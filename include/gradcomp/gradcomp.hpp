@@ -6,12 +6,12 @@
 #include "error.hpp"
 #include "execution.hpp"
 #include "multi_tensor.hpp"
-#include "sparse.hpp"
 #include "version.hpp"
 
 #include "payload/dense.hpp"
 #include "payload/quantized.hpp"
 #include "payload/seeded_sparse.hpp"
+#include "payload/sparse.hpp"
 #include "payload/sign.hpp"
 
 #include "compressors/blockwise_sign.hpp"

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "../detail/bitpack.hpp"
+#include "../detail/element_rules.hpp"
 #include "../detail/bits.hpp"
 #include "../detail/finite.hpp"
 #include "../detail/random.hpp"
@@ -79,15 +80,7 @@ struct grid_rounding {
     const detail::counter_stream stream(seed, step);
     std::uint32_t coded_or = 0;
     for (std::size_t i = 0; i < x.size(); ++i) {
-      const double r = static_cast<double>(x[i]) / static_cast<double>(q);
-      double l;
-      if (stochastic) {
-        l = std::floor(r);
-        if (stream.uniform(i) < r - l) l += 1.0;
-      } else {
-        l = std::round(r);
-      }
-      const auto level = static_cast<std::int32_t>(l);
+      const std::int32_t level = detail::grid_level(x[i], static_cast<double>(q), stochastic, stream, i);
       out.levels[i] = level;
       coded_or |= detail::zigzag(level);
     }

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "../detail/bitpack.hpp"
+#include "../detail/element_rules.hpp"
 #include "../detail/finite.hpp"
 #include "../detail/random.hpp"
 #include "../detail/reduce.hpp"
@@ -100,12 +101,8 @@ struct qsgd {
     std::uint32_t coded_or = 0;
     for (std::size_t i = 0; i < x.size(); ++i) {
       std::int32_t level = 0;
-      if (scale > T(0)) {  // scale == 0 only for x == 0, or ||x|| / s below T's smallest subnormal
-        const double r = std::fabs(static_cast<double>(x[i])) / static_cast<double>(scale);
-        double l = std::floor(r);
-        if (stream.uniform(i) < r - l) l += 1.0;
-        level = static_cast<std::int32_t>(x[i] < T(0) ? -l : l);
-      }
+      // scale == 0 only for x == 0, or ||x|| / s below T's smallest subnormal.
+      if (scale > T(0)) level = detail::qsgd_level(x[i], static_cast<double>(scale), stream, i);
       out.levels[i] = level;
       coded_or |= detail::zigzag(level);
     }

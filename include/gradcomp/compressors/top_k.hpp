@@ -11,7 +11,7 @@
 #include "../detail/bits.hpp"
 #include "../error.hpp"
 #include "../execution.hpp"
-#include "../sparse.hpp"
+#include "../payload/sparse.hpp"
 
 namespace gradcomp {
 

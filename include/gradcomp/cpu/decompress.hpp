@@ -23,7 +23,7 @@
 #include "../payload/quantized.hpp"
 #include "../payload/seeded_sparse.hpp"
 #include "../payload/sign.hpp"
-#include "../sparse.hpp"
+#include "../payload/sparse.hpp"
 #include "parallel.hpp"
 #include "policy.hpp"
 #include "simd.hpp"

@@ -8,7 +8,7 @@
 
 #include "../compressors/hard_threshold.hpp"
 #include "../detail/reduce.hpp"
-#include "../sparse.hpp"
+#include "../payload/sparse.hpp"
 #include "compact.hpp"
 #include "kernel_types.hpp"
 #include "parallel.hpp"

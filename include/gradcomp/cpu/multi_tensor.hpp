@@ -30,7 +30,7 @@
 #include "../compressors/top_k.hpp"
 #include "../concepts.hpp"
 #include "../multi_tensor.hpp"
-#include "../sparse.hpp"
+#include "../payload/sparse.hpp"
 #include "compact.hpp"
 #include "policy.hpp"
 #include "segmented.hpp"

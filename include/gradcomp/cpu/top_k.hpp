@@ -33,7 +33,7 @@
 #include "../detail/bits.hpp"
 #include "../detail/reduce.hpp"
 #include "../detail/strict_fp.hpp"
-#include "../sparse.hpp"
+#include "../payload/sparse.hpp"
 #include "compact.hpp"
 #include "feedback.hpp"
 #include "keep_top.hpp"

@@ -4,6 +4,7 @@
 #include <span>
 #include <vector>
 
+#include "element_rules.hpp"
 #include "strict_fp.hpp"
 #include "../error.hpp"
 
@@ -20,7 +21,7 @@ GRADCOMP_NO_FP_CONTRACT void scatter_add(std::size_t dim, const std::vector<Inde
     fail("decompress_add", "payload has ", indices.size(), " indices but ", values.size(), " values");
   for (std::size_t j = 0; j < indices.size(); ++j)
     if (indices[j] >= dim) fail("decompress_add", "index ", indices[j], " at position ", j, " is >= dim ", dim);
-  for (std::size_t j = 0; j < indices.size(); ++j) dense[indices[j]] += alpha * values[j];
+  for (std::size_t j = 0; j < indices.size(); ++j) dense[indices[j]] = add_scaled(dense[indices[j]], alpha, values[j]);
 }
 
 }  // namespace gradcomp::detail

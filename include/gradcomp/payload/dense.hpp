@@ -5,6 +5,7 @@
 #include <span>
 #include <vector>
 
+#include "../detail/element_rules.hpp"
 #include "../detail/strict_fp.hpp"
 #include "../detail/bits.hpp"
 #include "../detail/wire.hpp"
@@ -25,7 +26,7 @@ struct dense_vector {
     GRADCOMP_NO_FP_CONTRACT_BODY
     if (dense.size() != values.size())
       detail::fail("decompress_add", "dense size ", dense.size(), " does not match payload dim ", values.size());
-    for (std::size_t i = 0; i < values.size(); ++i) dense[i] += alpha * values[i];
+    for (std::size_t i = 0; i < values.size(); ++i) dense[i] = detail::add_scaled(dense[i], alpha, values[i]);
   }
 
   std::size_t sent_elements() const noexcept { return values.size(); }

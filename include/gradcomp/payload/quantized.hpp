@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "../detail/element_rules.hpp"
 #include "../detail/bitpack.hpp"
 #include "../detail/bits.hpp"
 #include "../detail/strict_fp.hpp"
@@ -80,7 +81,7 @@ struct quantized_vector {
     if (levels.size() != dim) detail::fail("decompress_add", "quantized_vector has ", levels.size(), " levels for dim ", dim);
     if (dense.size() != dim)
       detail::fail("decompress_add", "dense size ", dense.size(), " does not match payload dim ", dim);
-    for (std::size_t i = 0; i < dim; ++i) dense[i] += alpha * (scale * static_cast<T>(levels[i]));
+    for (std::size_t i = 0; i < dim; ++i) dense[i] = detail::add_scaled(dense[i], alpha, scale * static_cast<T>(levels[i]));
   }
 
   std::size_t sent_elements() const noexcept { return dim; }

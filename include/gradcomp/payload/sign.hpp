@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "../detail/element_rules.hpp"
 #include "../detail/bitpack.hpp"
 #include "../detail/bits.hpp"
 #include "../detail/strict_fp.hpp"
@@ -60,7 +61,7 @@ struct sign_vector {
       detail::fail("decompress_add", "dense size ", dense.size(), " does not match payload dim ", dim);
     for (std::size_t i = 0; i < dim; ++i) {
       const T s = scales[i / block_size];
-      dense[i] += alpha * (is_negative(i) ? -s : s);
+      dense[i] = detail::add_scaled(dense[i], alpha, is_negative(i) ? -s : s);
     }
   }
 
