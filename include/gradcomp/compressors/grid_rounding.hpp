@@ -7,6 +7,7 @@
 #include <span>
 #include <string_view>
 
+#include "../aggregation.hpp"
 #include "../detail/bitpack.hpp"
 #include "../detail/bits.hpp"
 #include "../detail/finite.hpp"
@@ -25,6 +26,7 @@ namespace gradcomp {
 /// Levels are int32: |x_i| / q must stay below 2^31 - 1.
 struct grid_rounding {
   static constexpr std::string_view name = "grid_rounding";
+  static constexpr aggregation_class aggregation = aggregation_class::gather;
   static constexpr double max_level = 2147483646.0;
 
   double spacing = 1.0;

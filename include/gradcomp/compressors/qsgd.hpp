@@ -8,6 +8,7 @@
 #include <span>
 #include <string_view>
 
+#include "../aggregation.hpp"
 #include "../detail/bitpack.hpp"
 #include "../detail/finite.hpp"
 #include "../detail/random.hpp"
@@ -25,6 +26,7 @@ namespace gradcomp {
 /// on every call. Give each worker its own seed: QSGD's noise should be independent.
 struct qsgd {
   static constexpr std::string_view name = "qsgd";
+  static constexpr aggregation_class aggregation = aggregation_class::gather;
   static constexpr std::uint32_t max_levels = std::uint32_t{1} << 30;
 
   std::uint32_t s = 1;
