@@ -140,12 +140,19 @@ class bucket_trainer {
     // Backward produces the last layer's gradients first: start those buckets first.
     for (std::size_t b = buckets; b-- > 0;)
       exchange_.start(policy, b, grad.subspan(offsets_[b], sizes_[b]), s.loss_scale);
-    bool skipped = false;
-    for (std::size_t b = 0; b < buckets; ++b)
-      skipped |= exchange_.finish(policy, b, std::span<float>(update_).subspan(offsets_[b], sizes_[b])) ==
-                 gc::step_status::skipped;
-    // A loss scaler would halve its scale and skip the whole step; so do we.
-    if (skipped) return gc::step_status::skipped;
+    bool applied[buckets], skipped = false;
+    for (std::size_t b = 0; b < buckets; ++b) {
+      applied[b] = exchange_.finish(policy, b, std::span<float>(update_).subspan(offsets_[b], sizes_[b])) ==
+                   gc::step_status::applied;
+      skipped |= !applied[b];
+    }
+    // A gradient overflowed: a loss scaler skips the whole step (and lowers its scale). The
+    // buckets that were exchanged are taken back, so the step leaves no trace.
+    if (skipped) {
+      for (std::size_t b = 0; b < buckets; ++b)
+        if (applied[b]) exchange_.undo(b);
+      return gc::step_status::skipped;
+    }
     const auto lr = static_cast<float>(s.lr);
     for (std::size_t i = 0; i < params.size(); ++i) {
       velocity_[i] = 0.9f * velocity_[i] + (update_[i] + 1e-4f * params[i]);

@@ -794,6 +794,55 @@ TEST_CASE("bucket_exchange: a non-finite gradient on one rank skips that bucket 
   });
 }
 
+TEST_CASE("bucket_exchange: undo takes back the applied buckets, so a skipped step leaves no trace") {
+  constexpr int n = 3;
+  const std::vector<std::size_t> dims{20, 9};
+  gc::comm::local_group::run(n, [&](gc::comm::local_communicator& comm) {
+    const int me = comm.rank();
+    gc::bucket_exchange ex(gc::random_k{.k = 4, .seed = 2}, comm, dims);
+    gc::bucket_exchange twin(gc::random_k{.k = 4, .seed = 2}, comm, dims);  // never sees step 1
+    std::vector<float> u0(20), u1(9), w0(20), w1(9);
+    const auto run_step = [&](auto& x, int t, bool poison, std::vector<float>& a, std::vector<float>& b) {
+      std::vector<float> g0 = bucket_gradient(20, me, t, 0), g1 = bucket_gradient(9, me, t, 1);
+      if (poison && me == 2) g0[3] = -std::numeric_limits<float>::infinity();
+      x.start(gc::exec::seq, 1, std::span<const float>(g1));
+      x.start(gc::exec::seq, 0, std::span<const float>(g0));
+      const auto s0 = x.finish(gc::exec::seq, 0, std::span<float>(a));
+      const auto s1 = x.finish(gc::exec::seq, 1, std::span<float>(b));
+      return std::pair{s0, s1};
+    };
+    CHECK_THROWS_WITH_AS(ex.undo(0), doctest::Contains("no finished exchange to take back"), gc::error);
+    run_step(ex, 0, false, u0, u1);
+    run_step(twin, 0, false, w0, w1);
+    // Step 1: bucket 0 overflows on rank 2; the trainer skips the step and takes bucket 1 back.
+    const auto [s0, s1] = run_step(ex, 1, true, u0, u1);
+    CHECK(s0 == gc::step_status::skipped);
+    REQUIRE(s1 == gc::step_status::applied);
+    CHECK_THROWS_WITH_AS(ex.undo(0), doctest::Contains("no finished exchange"), gc::error);  // skipped: nothing to undo
+    ex.undo(1);
+    CHECK_THROWS_WITH_AS(ex.undo(1), doctest::Contains("no finished exchange"), gc::error);  // only once
+    for (std::size_t b = 0; b < dims.size(); ++b) {
+      CAPTURE(b);
+      CHECK(gt::same_bits(std::vector<float>(ex.feedback(b).error().begin(), ex.feedback(b).error().end()),
+                          std::vector<float>(twin.feedback(b).error().begin(), twin.feedback(b).error().end())));
+      CHECK(ex.feedback(b).metrics().steps == twin.feedback(b).metrics().steps);
+      CHECK(ex.feedback(b).metrics().total_error == twin.feedback(b).metrics().total_error);
+      CHECK(ex.feedback(b).base().step == twin.feedback(b).base().step);
+      CHECK(ex.bytes(b).total == twin.bytes(b).total);
+      CHECK(ex.bytes(b).steps == twin.bytes(b).steps);
+    }
+    run_step(ex, 2, false, u0, u1);
+    run_step(twin, 2, false, w0, w1);
+    CHECK(gt::same_bits(u0, w0));
+    CHECK(gt::same_bits(u1, w1));
+    // Not while the bucket is in flight.
+    const std::vector<float> g(9, 1.0f);
+    ex.start(gc::exec::seq, 1, std::span<const float>(g));
+    CHECK_THROWS_WITH_AS(ex.undo(1), doctest::Contains("no finished exchange"), gc::error);
+    ex.finish(gc::exec::seq, 1, std::span<float>(u1));
+  });
+}
+
 TEST_CASE("bucket_exchange: mismatches and failures reach every rank, misuse fails at once") {
   const std::vector<std::size_t> dims{6, 6};
   // Rank 1 starts the buckets in another order (each rank names the buckets of its own

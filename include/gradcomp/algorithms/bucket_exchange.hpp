@@ -23,9 +23,10 @@
 // A bucket whose gradient holds NaN or Inf on any rank is skipped on every rank: finish()
 // returns step_status::skipped, fills the caller's output with NaN (so a loss scaler that
 // checks the gradients skips the step as it would without compression) and leaves every
-// residual, metric and seeded compressor step as it was. Any other failure (a wrong length,
-// a compressor error, mismatched buckets) throws the same gc::error on every rank from
-// finish() and also changes nothing.
+// residual, metric and seeded compressor step as it was; undo(b) takes back the buckets
+// that were applied in that step, so that the skipped step leaves no trace at all. Any
+// other failure (a wrong length, a compressor error, mismatched buckets) throws the same
+// gc::error on every rank from finish() and also changes nothing.
 #include <algorithm>
 #include <cmath>
 #include <concepts>
@@ -87,6 +88,7 @@ class feedback_round {
              Validate&& validate, Prepare&& prepare) {
     if (in_flight_) fail(where, "bucket ", tag, " is already in flight (finish it first)");
     compressed_ = false;
+    applied_ = false;
     values_.clear();
     try {
       validate();
@@ -185,12 +187,26 @@ class feedback_round {
         divide_by(mean, frames_.ranks());
       }
       compressed_ = false;
+      previous_traffic_ = traffic_;
       traffic_.record(t);
+      applied_ = true;
       return step_status::applied;
     } catch (...) {
       take_back();
       throw;
     }
+  }
+
+  /// Takes back the exchange the last finish() applied: the residual, the metrics, a seeded
+  /// compressor's step and the byte counts return to what they were before its start().
+  /// Only once, and only before the bucket starts again.
+  void undo(const char* where) {
+    if (in_flight_ || !applied_ || !feedback_.can_undo())
+      fail(where,
+           "there is no finished exchange to take back (only the last one, once, before the bucket starts again)");
+    feedback_.undo();
+    traffic_ = previous_traffic_;
+    applied_ = false;
   }
 
  private:
@@ -285,7 +301,9 @@ class feedback_round {
   std::optional<typename Comm::request> frames_request_, values_request_;
   bool in_flight_ = false;
   bool compressed_ = false;
+  bool applied_ = false;  // the last finish() applied, and nothing has started since
   traffic_log traffic_;
+  traffic_log previous_traffic_;  // what undo() restores
 };
 
 }  // namespace detail
@@ -372,6 +390,14 @@ class bucket_exchange {
     if (status == step_status::skipped) detail::fill_nan(update);
     return status;
   }
+
+  /// Takes back bucket b's last finished exchange, as if it had never started: its residual,
+  /// metrics, seeded compressor step and byte counts return to what they were. For a step the
+  /// trainer skips as a whole because another bucket was skipped (a loss scaler skips the
+  /// optimizer step when any gradient overflowed): undoing the buckets that were applied
+  /// makes the skipped step leave no trace. Only once, and before b starts again; every
+  /// rank should take back the same buckets (they all see the same statuses).
+  void undo(std::size_t b) { at(b, "bucket_exchange::undo").undo("bucket_exchange::undo"); }
 
   /// Bucket b's error feedback: its residual, metrics (total_error: sum over steps of
   /// ||e_b||^2) and compressor.
