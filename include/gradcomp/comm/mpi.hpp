@@ -225,7 +225,7 @@ class mpi_communicator {
     }
 
     /// Advances every operation as far as it can go without blocking, and, if block, until
-    /// target is done.
+    /// target is done. The caller keeps target alive (completed operations leave the queue).
     void progress(operation* target, bool block) {
       for (;;) {
         bool moved = false;
@@ -511,7 +511,12 @@ class mpi_communicator {
     MPI_Finalized(&finalised);
     if (!finalised) {
       try {
-        while (!engine_->queue.empty()) engine_->progress(engine_->queue.back().get(), true);
+        // Front first: progress() pops completed operations from the front only. The copy
+        // keeps the operation alive while it is popped.
+        while (!engine_->queue.empty()) {
+          const std::shared_ptr<operation> op = engine_->queue.front();
+          engine_->progress(op.get(), true);
+        }
       } catch (...) {
       }
     }
