@@ -1,5 +1,6 @@
 // gradcomp over MPI: data-parallel training of the examples' 784-128-10 MLP on
-// Fashion-MNIST with EF-SGD, DoubleSqueeze or LIEC-SGD and any of four compressors.
+// Fashion-MNIST with EF-SGD, DoubleSqueeze or LIEC-SGD and any of four compressors, or with
+// the bucket exchange and the trainer's own optimizer (as a DDP communication hook does).
 //
 //   mpirun -np 4 --oversubscribe --allow-run-as-root build/examples/gradcomp_mpi_training
 //          --scheme double_squeeze --compressor top_k --density 0.01 --server sharded --steps 300
@@ -11,10 +12,17 @@
 // averaged model, and the bytes a worker sent and received so far (mean over ranks).
 // --synthetic replaces the dataset by random images (a smoke test without the dataset).
 //
-// Usage: gradcomp_mpi_training [--scheme ef_sgd|double_squeeze|liec_sgd]
+// --scheme buckets: one bucket per parameter tensor, started in the order backward produces
+// them (the last layer first), all in flight at once, then finished; the mean decoded
+// gradient goes to SGD with momentum 0.9 and weight decay 1e-4 applied here, not by gradcomp.
+// --warmup N: the learning rate grows linearly over the first N steps (a schedule: every
+// step passes its own lr). --loss-scale S: the gradient is computed S times too large, as
+// in mixed-precision training, and every step passes S so that it is divided out.
+//
+// Usage: gradcomp_mpi_training [--scheme ef_sgd|double_squeeze|liec_sgd|buckets]
 //          [--compressor top_k|hard_threshold|scaled_sign|blockwise_sign] [--density F]
 //          [--server single|sharded] [--sync-every H] [--steps N] [--batch B] [--lr F]
-//          [--data DIR] [--synthetic] [--every N]
+//          [--warmup N] [--loss-scale S] [--data DIR] [--synthetic] [--every N]
 #include <mpi.h>
 
 #include <gradcomp/comm/mpi.hpp>
@@ -32,6 +40,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "fashion_mnist.hpp"
@@ -51,6 +60,8 @@ struct options {
   int steps = 200;
   std::size_t batch = 32;
   double lr = 0.1;
+  int warmup = 0;
+  double loss_scale = 1.0;
   std::string data = std::string(fashion_mnist::debian_dir);
   bool synthetic = false;
   int every = 20;
@@ -72,13 +83,17 @@ options parse(int argc, char** argv) {
     else if (arg == "--steps") o.steps = std::stoi(value());
     else if (arg == "--batch") o.batch = std::stoul(value());
     else if (arg == "--lr") o.lr = std::stod(value());
+    else if (arg == "--warmup") o.warmup = std::stoi(value());
+    else if (arg == "--loss-scale") o.loss_scale = std::stod(value());
     else if (arg == "--data") o.data = value();
     else if (arg == "--synthetic") o.synthetic = true;
     else if (arg == "--every") o.every = std::stoi(value());
     else throw std::invalid_argument("unknown option " + arg + " (see the header of examples/mpi_training.cpp)");
   }
-  if (o.scheme != "ef_sgd" && o.scheme != "double_squeeze" && o.scheme != "liec_sgd")
-    throw std::invalid_argument("--scheme must be ef_sgd, double_squeeze or liec_sgd (got " + o.scheme + ")");
+  if (o.scheme != "ef_sgd" && o.scheme != "double_squeeze" && o.scheme != "liec_sgd" && o.scheme != "buckets")
+    throw std::invalid_argument("--scheme must be ef_sgd, double_squeeze, liec_sgd or buckets (got " + o.scheme + ")");
+  if (o.warmup < 0) throw std::invalid_argument("--warmup must be >= 0");
+  if (!(o.loss_scale > 0)) throw std::invalid_argument("--loss-scale must be > 0");
   if (o.server != "single" && o.server != "sharded")
     throw std::invalid_argument("--server must be single or sharded (got " + o.server + ")");
   if (!(o.density > 0 && o.density <= 1)) throw std::invalid_argument("--density must be in (0, 1]");
@@ -103,6 +118,71 @@ fashion_mnist::labelled_images synthetic(std::size_t count, std::uint64_t seed) 
   return out;
 }
 
+/// This step's learning rate: linear warm-up over o.warmup steps, then o.lr.
+double lr_at(const options& o, int t) {
+  return t <= o.warmup ? o.lr * static_cast<double>(t) / static_cast<double>(o.warmup + 1) : o.lr;
+}
+
+/// The trainer's own optimizer over a bucket exchange: one bucket per parameter tensor of
+/// the MLP, SGD with momentum and weight decay applied to the mean decoded gradient.
+template <class C>
+class bucket_trainer {
+ public:
+  /// per_bucket(size) is the compressor of a bucket of that size.
+  template <class PerBucket>
+  bucket_trainer(PerBucket&& per_bucket, gc::comm::mpi_communicator& comm)
+      : exchange_(compressors(per_bucket), comm, std::span<const std::size_t>(sizes_)),
+        update_(mlp::size),
+        velocity_(mlp::size) {}
+
+  gc::step_status step(gc::exec::seq_t policy, std::span<float> params, std::span<const float> grad,
+                       const gc::step_options& s) {
+    // Backward produces the last layer's gradients first: start those buckets first.
+    for (std::size_t b = buckets; b-- > 0;)
+      exchange_.start(policy, b, grad.subspan(offsets_[b], sizes_[b]), s.loss_scale);
+    bool applied[buckets], skipped = false;
+    for (std::size_t b = 0; b < buckets; ++b) {
+      applied[b] = exchange_.finish(policy, b, std::span<float>(update_).subspan(offsets_[b], sizes_[b])) ==
+                   gc::step_status::applied;
+      skipped |= !applied[b];
+    }
+    // A gradient overflowed: a loss scaler skips the whole step (and lowers its scale). The
+    // buckets that were exchanged are taken back, so the step leaves no trace.
+    if (skipped) {
+      for (std::size_t b = 0; b < buckets; ++b)
+        if (applied[b]) exchange_.undo(b);
+      return gc::step_status::skipped;
+    }
+    const auto lr = static_cast<float>(s.lr);
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      velocity_[i] = 0.9f * velocity_[i] + (update_[i] + 1e-4f * params[i]);
+      params[i] -= lr * velocity_[i];
+    }
+    return gc::step_status::applied;
+  }
+
+  template <class PerBucket>
+  static std::vector<C> compressors(PerBucket& per_bucket) {
+    std::vector<C> out;
+    for (const std::size_t n : sizes_) out.push_back(per_bucket(n));
+    return out;
+  }
+
+  gc::traffic_log bytes() const {
+    gc::traffic_log log;
+    log.total = exchange_.total_bytes();
+    return log;
+  }
+
+ private:
+  static constexpr std::size_t buckets = 4;
+  static constexpr std::size_t offsets_[buckets] = {mlp::w1, mlp::b1, mlp::w2, mlp::b2};
+  static constexpr std::size_t sizes_[buckets] = {mlp::b1 - mlp::w1, mlp::w2 - mlp::b1, mlp::b2 - mlp::w2,
+                                                  mlp::size - mlp::b2};
+  gc::bucket_exchange<C, gc::comm::mpi_communicator> exchange_;
+  std::vector<float> update_, velocity_;
+};
+
 /// Trains with `scheme` (already constructed on comm) and prints progress on rank 0.
 template <class Scheme>
 void train(Scheme& scheme, gc::comm::mpi_communicator& comm, const options& o,
@@ -119,7 +199,12 @@ void train(Scheme& scheme, gc::comm::mpi_communicator& comm, const options& o,
     for (auto& id : ids) id = static_cast<std::uint32_t>(pick(rng));
     examples::gather_batch(train_set, ids, x, y);
     const double loss = net.loss_and_gradient(params, x, y, grad);
-    scheme.step(gc::exec::seq, std::span<float>(params), std::span<const float>(grad));
+    if (o.loss_scale != 1.0)  // what a mixed-precision backward pass would hand over
+      for (float& g : grad) g *= static_cast<float>(o.loss_scale);
+    if (scheme.step(gc::exec::seq, std::span<float>(params), std::span<const float>(grad),
+                    {.lr = lr_at(o, t), .loss_scale = o.loss_scale}) == gc::step_status::skipped &&
+        comm.rank() == 0)
+      std::printf("step %5d  skipped: a gradient overflowed\n", t);
     if (t % o.every != 0 && t != o.steps) continue;
     // Progress: mean loss over ranks, accuracy of the averaged model, and the bytes a worker
     // sent and received so far, averaged over ranks (in single-server mode the root's own
@@ -149,6 +234,17 @@ void run_with(C compressor, gc::comm::mpi_communicator& comm, const options& o,
   if (o.scheme == "ef_sgd") {
     gc::ef_sgd s(compressor, comm, mlp::size, {.lr = o.lr, .momentum = 0.0});
     train(s, comm, o, train_set, test_set);
+  } else if (o.scheme == "buckets") {
+    // Top-k keeps the same fraction of every bucket.
+    bucket_trainer<C> s(
+        [&](std::size_t n) {
+          C c = compressor;
+          if constexpr (std::is_same_v<C, gc::top_k>)
+            c.k = static_cast<std::size_t>(std::max(1.0, o.density * static_cast<double>(n)));
+          return c;
+        },
+        comm);
+    train(s, comm, o, train_set, test_set);
   } else if (o.scheme == "double_squeeze") {
     gc::double_squeeze s(compressor, comm, mlp::size, {.lr = o.lr, .server = server});
     train(s, comm, o, train_set, test_set);
@@ -170,7 +266,9 @@ int run(int argc, char** argv) {
     test_set = fashion_mnist::load_split(o.data, "t10k");
   }
   // In sharded mode Top-k keeps k per shard: the same density either way.
-  const std::size_t shard = o.server == "sharded" && o.scheme != "ef_sgd" ? mlp::size / comm.size() : mlp::size;
+  const std::size_t shard = o.server == "sharded" && o.scheme != "ef_sgd" && o.scheme != "buckets"
+                                ? mlp::size / comm.size()
+                                : mlp::size;
   const auto k = static_cast<std::size_t>(std::max(1.0, o.density * static_cast<double>(shard)));
   if (comm.rank() == 0)
     std::printf("%s with %s (density %.4g) on %d ranks, server %s, d = %zu, batch %zu per rank, lr %.3g%s\n",

@@ -434,3 +434,629 @@ TEST_CASE("errors: mismatched sizes fail on every rank and leave every rank's st
     });
   }
 }
+
+// ---------------------------------------------------------------------------------------
+// The exchange contract on comm::local: non-blocking operations over caller memory.
+
+TEST_CASE("local communicator: several operations in flight, completed in any order, over caller memory") {
+  for (const int n : {1, 2, 3, 4}) {
+    CAPTURE(n);
+    gc::comm::local_group::run(n, [&](gc::comm::local_communicator& comm) {
+      const int me = comm.rank();
+      static_assert(gc::comm::communicator<gc::comm::local_communicator>);
+      // Rank r contributes r + 1 bytes of value r; the receiver sees the sizes first.
+      std::vector<std::byte> mine(static_cast<std::size_t>(me + 1), static_cast<std::byte>(me));
+      std::vector<std::size_t> seen;
+      std::vector<std::byte> all(64, std::byte{0xee});
+      auto gather = comm.start_allgatherv(mine, [&](std::span<const std::size_t> sizes) {
+        seen.assign(sizes.begin(), sizes.end());
+        return std::span<std::byte>(all);
+      });
+      std::vector<float> f(7), f_expected(7);
+      std::vector<double> d(5), d_expected(5);
+      for (std::size_t i = 0; i < f.size(); ++i) f[i] = 0.1f * static_cast<float>(me + 1) + static_cast<float>(i);
+      for (std::size_t i = 0; i < d.size(); ++i) d[i] = 1e16 * (me % 2 ? -1.0 : 1.0) + static_cast<double>(me);
+      for (int r = 0; r < n; ++r) {  // the rank-order sum, by hand
+        for (std::size_t i = 0; i < f.size(); ++i) {
+          const float v = 0.1f * static_cast<float>(r + 1) + static_cast<float>(i);
+          f_expected[i] = r == 0 ? v : f_expected[i] + v;
+        }
+        for (std::size_t i = 0; i < d.size(); ++i) {
+          const double v = 1e16 * (r % 2 ? -1.0 : 1.0) + static_cast<double>(r);
+          d_expected[i] = r == 0 ? v : d_expected[i] + v;
+        }
+      }
+      auto sum_f = comm.start_allreduce_sum(std::span<float>(f));
+      auto sum_d = comm.start_allreduce_sum(std::span<double>(d));
+      // Changing the send buffer after start does not change what was sent.
+      std::fill(mine.begin(), mine.end(), std::byte{0x77});
+      std::vector<std::byte> root_bytes = me == n - 1 ? bytes_of({9, 8, 7}) : std::vector<std::byte>{};
+      std::vector<std::byte> got;
+      auto bcast = comm.start_broadcast(root_bytes, [&](std::span<const std::size_t> sizes) {
+        got.resize(sizes[static_cast<std::size_t>(n - 1)]);
+        return std::span<std::byte>(got);
+      }, n - 1);
+      auto barrier = comm.start_barrier();
+      // Wait in reverse order, polling one with test() first.
+      while (!barrier.test()) {
+      }
+      barrier.wait();
+      bcast.wait();
+      if (me != n - 1) CHECK(got == bytes_of({9, 8, 7}));
+      sum_d.wait();
+      sum_f.wait();
+      CHECK(gt::same_bits(f, f_expected));
+      CHECK(d == d_expected);
+      gather.wait();
+      REQUIRE(seen.size() == static_cast<std::size_t>(n));
+      std::size_t at = 0;
+      for (int r = 0; r < n; ++r) {
+        CHECK(seen[static_cast<std::size_t>(r)] == static_cast<std::size_t>(r + 1));
+        for (int j = 0; j <= r; ++j) CHECK(all[at++] == static_cast<std::byte>(r));
+      }
+      CHECK(all[at] == std::byte{0xee});  // nothing written past the blocks
+    });
+  }
+}
+
+TEST_CASE("local communicator: a mismatched operation in flight fails on every rank, the others complete") {
+  std::atomic<int> threw{0};
+  gc::comm::local_group::run(3, [&](gc::comm::local_communicator& comm) {
+    std::vector<float> f(4, 1.0f);
+    std::vector<double> d(4, 1.0);
+    std::vector<std::byte> mine(2, std::byte{1});
+    gc::comm::gathered_bytes all;
+    auto first = comm.start_allgatherv(mine, all.receive());
+    // Operation 2: rank 1 sums doubles where the others sum floats.
+    auto second = comm.rank() == 1 ? comm.start_allreduce_sum(std::span<double>(d))
+                                    : comm.start_allreduce_sum(std::span<float>(f));
+    std::vector<float> shorter(comm.rank() == 2 ? 3 : 4, 2.0f);
+    auto third = comm.start_allreduce_sum(std::span<float>(shorter));  // rank 2's length differs
+    std::vector<float> ok(2, 1.0f);
+    auto fourth = comm.start_allreduce_sum(std::span<float>(ok));
+    try {
+      second.wait();
+    } catch (const gc::error& e) {
+      CHECK(std::string(e.what()).find("collectives do not match: rank 0 called allreduce_sum<float> (root 0) but rank "
+                                       "1 called allreduce_sum<double>") != std::string::npos);
+      ++threw;
+    }
+    try {
+      third.wait();
+    } catch (const gc::error& e) {
+      CHECK(std::string(e.what()).find("the vector length differs across ranks: rank 0 has 4, rank 2 has 3") !=
+            std::string::npos);
+      ++threw;
+    }
+    fourth.wait();
+    CHECK(ok == std::vector<float>(2, 3.0f));
+    first.wait();
+    CHECK(all.ranks() == 3);
+  });
+  CHECK(threw.load() == 6);
+  // Blocks that do not add up to the bytes passed fail everywhere too.
+  expect_error_on_every_rank(2, "rank 1's send block counts do not add up", [](gc::comm::local_communicator& comm) {
+    const std::vector<std::byte> blocks(4);
+    const std::vector<std::size_t> counts{2, comm.rank() == 1 ? 3u : 2u};
+    gc::comm::gathered_bytes received;
+    comm.start_alltoallv(blocks, counts, received.receive()).wait();
+  });
+}
+
+TEST_CASE("local communicator: a receiver that fails or gives too little fails that rank only") {
+  std::atomic<int> failed{0};
+  gc::comm::local_group::run(3, [&](gc::comm::local_communicator& comm) {
+    const std::vector<std::byte> mine(3, std::byte{5});
+    std::vector<std::byte> small(2);
+    auto r = comm.start_allgatherv(mine, [&](std::span<const std::size_t>) {
+      return comm.rank() == 2 ? std::span<std::byte>(small) : std::span<std::byte>();
+    });
+    gc::comm::gathered_bytes all;
+    auto next = comm.start_allgatherv(mine, all.receive());
+    if (comm.rank() == 2) {
+      CHECK_THROWS_WITH_AS(r.wait(), doctest::Contains("the receiver gave 2 bytes for 9 bytes"), gc::error);
+      ++failed;
+    } else {
+      CHECK_THROWS_WITH_AS(r.wait(), doctest::Contains("the receiver gave 0 bytes"), gc::error);
+    }
+    next.wait();
+    CHECK(all.data.size() == 9);
+    // A request dropped before completion does not hang anyone.
+    { auto dropped = comm.start_barrier(); }
+    gc::comm::barrier(comm);
+  });
+  CHECK(failed.load() == 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// The bucket exchange against an independent computation.
+
+namespace {
+
+/// p = e + s * g with two roundings (exactly e + g when s is 1), by hand.
+std::vector<float> feedback_input_by_hand(const std::vector<float>& e, std::span<const float> g, float s) {
+  std::vector<float> p(e.size());
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    if (s == 1.0f) {
+      p[i] = e[i] + g[i];
+    } else {
+      volatile float prod = s * g[i];
+      p[i] = e[i] + prod;
+    }
+  }
+  return p;
+}
+
+/// decode(m) as a dense vector.
+template <class Payload>
+std::vector<float> decoded(const Payload& m, std::size_t d) {
+  std::vector<float> v(d, 0.0f);
+  gc::decompress_add(m, std::span<float>(v));
+  return v;
+}
+
+/// Every rank's error feedback for one bucket, computed without error_feedback or the
+/// exchange: p = e + g / S; m = C(p); e = p - decode(m); the mean of decode(m) over ranks,
+/// summed from zero in rank order.
+template <class C>
+struct bucket_by_hand {
+  std::size_t d;
+  std::vector<C> compressors;            // one per rank (random compressors advance)
+  std::vector<std::vector<float>> e;     // one per rank
+  std::vector<gc::traffic> bytes;        // this step's, per rank
+  std::vector<double> total_error;       // per rank
+
+  bucket_by_hand(const C& c, std::size_t dim, int n)
+      : d(dim), compressors(static_cast<std::size_t>(n), c), e(static_cast<std::size_t>(n), std::vector<float>(dim)),
+        bytes(static_cast<std::size_t>(n)), total_error(static_cast<std::size_t>(n)) {}
+
+  std::vector<float> step(const std::vector<std::vector<float>>& g, double loss_scale) {
+    const std::size_t n = e.size();
+    std::vector<std::vector<float>> dec(n);
+    std::vector<std::uint64_t> wire(n);
+    std::size_t values = 0;
+    for (std::size_t r = 0; r < n; ++r) {
+      const auto p = feedback_input_by_hand(e[r], g[r], static_cast<float>(1.0 / loss_scale));
+      gc::payload_t<C, float> m;
+      gc::compress(gc::exec::seq, compressors[r], p, m);
+      dec[r] = decoded(m, d);
+      for (std::size_t i = 0; i < d; ++i) {
+        volatile float minus = -1.0f * dec[r][i];
+        e[r][i] = p[i] + minus;
+      }
+      double norm = gc::detail::squared_norm(std::span<const float>(e[r]));  // the reference summation order
+      total_error[r] += norm;
+      wire[r] = gc::wire_bytes(m);
+      values = m.sent_elements();
+    }
+    std::vector<float> mean(d, 0.0f);
+    for (std::size_t r = 0; r < n; ++r)
+      for (std::size_t i = 0; i < d; ++i) mean[i] += dec[r][i];
+    for (float& v : mean) v /= static_cast<float>(n);
+    for (std::size_t r = 0; r < n; ++r) {
+      if constexpr (gc::aggregation_of_v<C> == gc::aggregation_class::allreduce) {
+        bytes[r] = {.uplink = values * sizeof(float), .downlink = values * sizeof(float)};
+      } else {
+        bytes[r] = {.uplink = wire[r], .downlink = 0};
+        for (std::size_t q = 0; q < n; ++q)
+          if (q != r) bytes[r].downlink += wire[q];
+      }
+    }
+    return mean;
+  }
+};
+
+/// The gradient of bucket b on rank r at step t.
+std::vector<float> bucket_gradient(std::size_t d, int r, int t, std::size_t b) {
+  return gt::scenario_gradient(d, r, t * 10 + static_cast<int>(b));
+}
+
+template <class C>
+void check_buckets_by_hand(const char* name, const C& c, int n) {
+  CAPTURE(name);
+  CAPTURE(n);
+  const std::vector<std::size_t> dims{13, 1, 40, 7};
+  const std::vector<std::vector<std::size_t>> start_order{{0, 1, 2, 3}, {3, 1, 0, 2}, {2, 0, 3, 1}, {1, 3, 2, 0}};
+  const std::vector<std::vector<std::size_t>> finish_order{{3, 2, 1, 0}, {0, 1, 2, 3}, {1, 3, 0, 2}, {2, 0, 1, 3}};
+  const double scales[] = {1.0, 4.0, 0.5, 1024.0};
+  constexpr int steps = 4;
+  // By hand: updates[t][b] and, at the end, residuals, bytes and errors per bucket and rank.
+  std::vector<bucket_by_hand<C>> hand;
+  for (const std::size_t d : dims) hand.emplace_back(c, d, n);
+  std::vector<std::vector<std::vector<float>>> updates(steps);
+  std::vector<std::vector<std::vector<gc::traffic>>> traffic(steps);
+  for (int t = 0; t < steps; ++t)
+    for (std::size_t b = 0; b < dims.size(); ++b) {
+      std::vector<std::vector<float>> g;
+      for (int r = 0; r < n; ++r) g.push_back(bucket_gradient(dims[b], r, t, b));
+      updates[static_cast<std::size_t>(t)].push_back(hand[b].step(g, scales[(static_cast<std::size_t>(t) + b) % 4]));
+      traffic[static_cast<std::size_t>(t)].push_back(hand[b].bytes);
+    }
+  gc::comm::local_group::run(n, [&](gc::comm::local_communicator& comm) {
+    const int me = comm.rank();
+    gc::bucket_exchange ex(c, comm, dims);
+    REQUIRE(ex.buckets() == dims.size());
+    std::vector<std::vector<float>> grads(dims.size()), out(dims.size());
+    for (int t = 0; t < steps; ++t) {
+      CAPTURE(t);
+      const auto& starts = start_order[static_cast<std::size_t>(t)];
+      for (const std::size_t b : starts) {  // every bucket in flight at once
+        grads[b] = bucket_gradient(dims[b], me, t, b);
+        ex.start(gc::exec::seq, b, std::span<const float>(grads[b]), scales[(static_cast<std::size_t>(t) + b) % 4]);
+        CHECK(ex.in_flight(b));
+      }
+      for (const std::size_t b : finish_order[static_cast<std::size_t>(t)]) {
+        CAPTURE(b);
+        out[b].assign(dims[b], -7.0f);
+        CHECK(ex.finish(gc::exec::seq, b, std::span<float>(out[b])) == gc::step_status::applied);
+        CHECK(gt::same_bits(out[b], updates[static_cast<std::size_t>(t)][b]));
+        CHECK(ex.bytes(b).last == traffic[static_cast<std::size_t>(t)][b][static_cast<std::size_t>(me)]);
+      }
+    }
+    gc::traffic total;
+    double error = 0;
+    for (std::size_t b = 0; b < dims.size(); ++b) {
+      CAPTURE(b);
+      const auto& fb = ex.feedback(b);
+      CHECK(gt::same_bits(std::vector<float>(fb.error().begin(), fb.error().end()),
+                          hand[b].e[static_cast<std::size_t>(me)]));
+      CHECK(fb.metrics().total_error == hand[b].total_error[static_cast<std::size_t>(me)]);
+      CHECK(fb.metrics().steps == steps);
+      CHECK(ex.bytes(b).steps == steps);
+      total += ex.bytes(b).total;
+      error += fb.metrics().total_error;
+    }
+    CHECK(ex.total_bytes() == total);
+    CHECK(ex.total_error() == error);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("bucket_exchange: several buckets in flight give an independent computation's bits") {
+  for (const int n : {2, 3, 4}) {
+    check_buckets_by_hand("top_k", gc::top_k{.k = 3}, n);
+    check_buckets_by_hand("hard_threshold", gc::hard_threshold{.lambda = 0.6}, n);
+    check_buckets_by_hand("scaled_sign", gc::scaled_sign{}, n);
+    check_buckets_by_hand("random_k", gc::random_k{.k = 4, .seed = 5}, n);
+    check_buckets_by_hand("unbiased_random_k", gc::unbiased_random_k{.k = 3, .seed = 6}, n);
+    check_buckets_by_hand("identity", gc::identity{}, n);
+  }
+}
+
+TEST_CASE("bucket_exchange: residuals in gradient units, by hand, with a changing loss scale") {
+  const std::vector<std::vector<float>> g{{4, -8, 2}, {0, 4, 12}};
+  const std::vector<std::vector<float>> h{{2, 0, -2}, {-2, 2, 0}};
+  gc::comm::local_group::run(2, [&](gc::comm::local_communicator& comm) {
+    const auto me = static_cast<std::size_t>(comm.rank());
+    gc::bucket_exchange ex(gc::top_k{.k = 1}, comm, {3});
+    std::vector<float> u(3);
+    // Loss scale 4: g / 4 = {1, -2, 0.5} and {0, 1, 3}; rank 0 sends -2, rank 1 sends 3.
+    ex.start(gc::exec::seq, 0, std::span<const float>(g[me]), 4.0);
+    CHECK(ex.finish(gc::exec::seq, 0, std::span<float>(u)) == gc::step_status::applied);
+    CHECK(u == std::vector<float>{0, -1, 1.5f});
+    const std::vector<float> e1 = me == 0 ? std::vector<float>{1, 0, 0.5f} : std::vector<float>{0, 1, 0};
+    CHECK(std::vector<float>(ex.feedback(0).error().begin(), ex.feedback(0).error().end()) == e1);
+    // Loss scale 2: p0 = e + {1, 0, -1} = {2, 0, -0.5} sends 2 at 0; p1 = e + {-1, 1, 0} =
+    // {-1, 2, 0} sends 2 at 1.
+    ex.start(gc::exec::seq, 0, std::span<const float>(h[me]), 2.0);
+    CHECK(ex.finish(gc::exec::seq, 0, std::span<float>(u)) == gc::step_status::applied);
+    CHECK(u == std::vector<float>{1, 1, 0});
+    const std::vector<float> e2 = me == 0 ? std::vector<float>{0, 0, -0.5f} : std::vector<float>{-1, 0, 0};
+    CHECK(std::vector<float>(ex.feedback(0).error().begin(), ex.feedback(0).error().end()) == e2);
+    CHECK(ex.feedback(0).metrics().total_error == (me == 0 ? 1.25 + 0.25 : 1.0 + 1.0));
+  });
+}
+
+TEST_CASE("bucket_exchange: a non-finite gradient on one rank skips that bucket everywhere and changes nothing") {
+  constexpr int n = 3;
+  const std::vector<std::size_t> dims{20, 9};
+  gc::comm::local_group::run(n, [&](gc::comm::local_communicator& comm) {
+    const int me = comm.rank();
+    gc::bucket_exchange ex(gc::random_k{.k = 4, .seed = 2}, comm, dims);
+    gc::bucket_exchange twin(gc::random_k{.k = 4, .seed = 2}, comm, dims);  // never sees the skipped step
+    std::vector<float> u0(20), u1(9), w0(20), w1(9);
+    const auto run_step = [&](auto& x, int t, bool poison, std::vector<float>& a, std::vector<float>& b) {
+      std::vector<float> g0 = bucket_gradient(20, me, t, 0), g1 = bucket_gradient(9, me, t, 1);
+      if (poison && me == 1) g0[5] = std::numeric_limits<float>::infinity();
+      x.start(gc::exec::seq, 0, std::span<const float>(g0), 8.0);
+      x.start(gc::exec::seq, 1, std::span<const float>(g1), 8.0);
+      const auto s1 = x.finish(gc::exec::seq, 1, std::span<float>(b));
+      const auto s0 = x.finish(gc::exec::seq, 0, std::span<float>(a));
+      return std::pair{s0, s1};
+    };
+    run_step(ex, 0, false, u0, u1);
+    run_step(twin, 0, false, w0, w1);
+    const std::vector<float> e0(ex.feedback(0).error().begin(), ex.feedback(0).error().end());
+    const gc::feedback_metrics m0 = ex.feedback(0).metrics();
+    const std::uint64_t step0 = ex.feedback(0).base().step;
+    const gc::traffic_log bytes0 = ex.bytes(0);
+    // Step 1: rank 1's bucket 0 overflowed. Bucket 0 is skipped on every rank; bucket 1 is not.
+    const auto [s0, s1] = run_step(ex, 1, true, u0, u1);
+    CHECK(s0 == gc::step_status::skipped);
+    CHECK(s1 == gc::step_status::applied);
+    for (const float v : u0) CHECK(std::isnan(v));  // what a loss scaler checking for overflow sees
+    CHECK(std::vector<float>(ex.feedback(0).error().begin(), ex.feedback(0).error().end()) == e0);
+    CHECK(ex.feedback(0).metrics().steps == m0.steps);
+    CHECK(ex.feedback(0).metrics().total_error == m0.total_error);
+    CHECK(ex.feedback(0).base().step == step0);
+    CHECK(ex.bytes(0).steps == bytes0.steps);
+    CHECK(ex.bytes(0).total == bytes0.total);
+    // The twin takes step 1's bucket 1 only; after that both run step 2 alike.
+    std::vector<float> g1 = bucket_gradient(9, me, 1, 1);
+    twin.start(gc::exec::seq, 1, std::span<const float>(g1), 8.0);
+    twin.finish(gc::exec::seq, 1, std::span<float>(w1));
+    CHECK(gt::same_bits(u1, w1));
+    run_step(ex, 2, false, u0, u1);
+    run_step(twin, 2, false, w0, w1);
+    CHECK(gt::same_bits(u0, w0));
+    CHECK(gt::same_bits(u1, w1));
+  });
+}
+
+TEST_CASE("bucket_exchange: undo takes back the applied buckets, so a skipped step leaves no trace") {
+  constexpr int n = 3;
+  const std::vector<std::size_t> dims{20, 9};
+  gc::comm::local_group::run(n, [&](gc::comm::local_communicator& comm) {
+    const int me = comm.rank();
+    gc::bucket_exchange ex(gc::random_k{.k = 4, .seed = 2}, comm, dims);
+    gc::bucket_exchange twin(gc::random_k{.k = 4, .seed = 2}, comm, dims);  // never sees step 1
+    std::vector<float> u0(20), u1(9), w0(20), w1(9);
+    const auto run_step = [&](auto& x, int t, bool poison, std::vector<float>& a, std::vector<float>& b) {
+      std::vector<float> g0 = bucket_gradient(20, me, t, 0), g1 = bucket_gradient(9, me, t, 1);
+      if (poison && me == 2) g0[3] = -std::numeric_limits<float>::infinity();
+      x.start(gc::exec::seq, 1, std::span<const float>(g1));
+      x.start(gc::exec::seq, 0, std::span<const float>(g0));
+      const auto s0 = x.finish(gc::exec::seq, 0, std::span<float>(a));
+      const auto s1 = x.finish(gc::exec::seq, 1, std::span<float>(b));
+      return std::pair{s0, s1};
+    };
+    CHECK_THROWS_WITH_AS(ex.undo(0), doctest::Contains("no finished exchange to take back"), gc::error);
+    run_step(ex, 0, false, u0, u1);
+    run_step(twin, 0, false, w0, w1);
+    // Step 1: bucket 0 overflows on rank 2; the trainer skips the step and takes bucket 1 back.
+    const auto [s0, s1] = run_step(ex, 1, true, u0, u1);
+    CHECK(s0 == gc::step_status::skipped);
+    REQUIRE(s1 == gc::step_status::applied);
+    CHECK_THROWS_WITH_AS(ex.undo(0), doctest::Contains("no finished exchange"), gc::error);  // skipped: nothing to undo
+    ex.undo(1);
+    CHECK_THROWS_WITH_AS(ex.undo(1), doctest::Contains("no finished exchange"), gc::error);  // only once
+    for (std::size_t b = 0; b < dims.size(); ++b) {
+      CAPTURE(b);
+      CHECK(gt::same_bits(std::vector<float>(ex.feedback(b).error().begin(), ex.feedback(b).error().end()),
+                          std::vector<float>(twin.feedback(b).error().begin(), twin.feedback(b).error().end())));
+      CHECK(ex.feedback(b).metrics().steps == twin.feedback(b).metrics().steps);
+      CHECK(ex.feedback(b).metrics().total_error == twin.feedback(b).metrics().total_error);
+      CHECK(ex.feedback(b).base().step == twin.feedback(b).base().step);
+      CHECK(ex.bytes(b).total == twin.bytes(b).total);
+      CHECK(ex.bytes(b).steps == twin.bytes(b).steps);
+    }
+    run_step(ex, 2, false, u0, u1);
+    run_step(twin, 2, false, w0, w1);
+    CHECK(gt::same_bits(u0, w0));
+    CHECK(gt::same_bits(u1, w1));
+    // Not while the bucket is in flight.
+    const std::vector<float> g(9, 1.0f);
+    ex.start(gc::exec::seq, 1, std::span<const float>(g));
+    CHECK_THROWS_WITH_AS(ex.undo(1), doctest::Contains("no finished exchange"), gc::error);
+    ex.finish(gc::exec::seq, 1, std::span<float>(u1));
+  });
+}
+
+TEST_CASE("bucket_exchange: mismatches and failures reach every rank, misuse fails at once") {
+  const std::vector<std::size_t> dims{6, 6};
+  // Rank 1 starts the buckets in another order (each rank names the buckets of its own
+  // operation: rank 0 bucket 0, rank 1 bucket 1 for ranks 0 and 2; the reverse for rank 1).
+  expect_error_on_every_rank(3, "the ranks exchanged different buckets: rank 0 bucket ",
+                             [&](gc::comm::local_communicator& comm) {
+                               gc::bucket_exchange ex(gc::top_k{.k = 2}, comm, dims);
+                               const std::vector<float> g(6, 1.0f);
+                               std::vector<float> u(6);
+                               const std::size_t first = comm.rank() == 1 ? 1 : 0;
+                               ex.start(gc::exec::seq, first, std::span<const float>(g));
+                               ex.start(gc::exec::seq, 1 - first, std::span<const float>(g));
+                               ex.finish(gc::exec::seq, 0, std::span<float>(u));
+                             });
+  // A gradient of the wrong length on rank 2: bucket 1 fails everywhere, bucket 0 is fine,
+  // and bucket 1's state is unchanged on every rank.
+  gc::comm::local_group::run(3, [&](gc::comm::local_communicator& comm) {
+    gc::bucket_exchange ex(gc::hard_threshold{.lambda = 0.5}, comm, dims);
+    const std::vector<float> g(6, 1.0f), bad(comm.rank() == 2 ? 5 : 6, 1.0f);
+    std::vector<float> u(6);
+    ex.start(gc::exec::seq, 0, std::span<const float>(g));
+    ex.start(gc::exec::seq, 1, std::span<const float>(bad));
+    CHECK_THROWS_WITH_AS(ex.finish(gc::exec::seq, 1, std::span<float>(u)),
+                         doctest::Contains("bucket_exchange::finish: rank 2 failed: gradcomp::bucket_exchange::start: "
+                                           "the gradient has 5 elements"),
+                         gc::error);
+    CHECK(ex.finish(gc::exec::seq, 0, std::span<float>(u)) == gc::step_status::applied);
+    CHECK(ex.feedback(1).metrics().steps == 0);
+    CHECK(ex.bytes(1).steps == 0);
+    for (const float v : ex.feedback(1).error()) CHECK(v == 0.0f);
+    // A bad loss scale on one rank fails everywhere too.
+    const double scale = comm.rank() == 0 ? -1.0 : 1.0;
+    ex.start(gc::exec::seq, 1, std::span<const float>(g), scale);
+    CHECK_THROWS_WITH_AS(ex.finish(gc::exec::seq, 1, std::span<float>(u)),
+                         doctest::Contains("rank 0 failed: gradcomp::bucket_exchange::start: loss_scale must be finite "
+                                           "and > 0 (got -1)"),
+                         gc::error);
+    // Misuse on this rank fails at once and changes nothing.
+    CHECK_THROWS_WITH_AS(ex.start(gc::exec::seq, 2, std::span<const float>(g)),
+                         doctest::Contains("bucket 2 is out of range (there are 2)"), gc::error);
+    CHECK_THROWS_WITH_AS(ex.finish(gc::exec::seq, 0, std::span<float>(u)),
+                         doctest::Contains("bucket 0 was not started"), gc::error);
+    ex.start(gc::exec::seq, 0, std::span<const float>(g));
+    CHECK_THROWS_WITH_AS(ex.start(gc::exec::seq, 0, std::span<const float>(g)),
+                         doctest::Contains("bucket 0 is already in flight"), gc::error);
+    std::vector<float> wrong(5);
+    CHECK_THROWS_WITH_AS(ex.finish(gc::exec::seq, 0, std::span<float>(wrong)),
+                         doctest::Contains("update has 5 elements, bucket 0 has 6"), gc::error);
+    CHECK(ex.in_flight(0));
+    CHECK(ex.finish(gc::exec::seq, 0, std::span<float>(u)) == gc::step_status::applied);
+    CHECK(ex.feedback(0).metrics().steps == 2);
+  });
+  // Random-k messages that do not add up (different seeds) fail everywhere.
+  expect_error_on_every_rank(3, "random-k messages differ across ranks", [](gc::comm::local_communicator& comm) {
+    gc::bucket_exchange ex(gc::random_k{.k = 2, .seed = comm.rank() == 2 ? 8u : 7u}, comm, {10});
+    const std::vector<float> g(10, 1.0f);
+    std::vector<float> u(10);
+    ex.start(gc::exec::seq, 0, std::span<const float>(g));
+    ex.finish(gc::exec::seq, 0, std::span<float>(u));
+  });
+  expect_error_on_every_rank(2, "a bucket's size differs across ranks", [](gc::comm::local_communicator& comm) {
+    gc::bucket_exchange ex(gc::top_k{.k = 2}, comm, {4, comm.rank() == 1 ? 6u : 5u});
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Learning rate and loss scale that change every step, and skipped steps, by hand.
+
+TEST_CASE("ef_sgd: a changing lr and loss scale and a skipped step, by hand") {
+  const std::vector<std::vector<float>> g{{4, -8, 2}, {0, 4, 12}};  // 4 u_i, u_0 = {1, -2, 0.5}, u_1 = {0, 1, 3}
+  const std::vector<std::vector<float>> h{{2, 0, -2}, {-2, 2, 0}};  // 2 u_i
+  const std::vector<float> inf{1, std::numeric_limits<float>::infinity(), 0};
+  gc::comm::local_group::run(2, [&](gc::comm::local_communicator& comm) {
+    const auto me = static_cast<std::size_t>(comm.rank());
+    const auto residual = [](const auto& s) {
+      return std::vector<float>(s.feedback().error().begin(), s.feedback().error().end());
+    };
+    {  // Momentum 0: the residual holds lr times gradients.
+      gc::ef_sgd s(gc::top_k{.k = 1}, comm, 3, {.lr = 0.1});
+      std::vector<float> x(3, 1.0f);
+      // lr 0.5, S 4: p0 = {0.5, -1, 0.25} sends -1; p1 = {0, 0.5, 1.5} sends 1.5.
+      CHECK(s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(g[me]), {.lr = 0.5, .loss_scale = 4}) ==
+            gc::step_status::applied);
+      CHECK(x == std::vector<float>{1, 1.5f, 0.25f});
+      const std::vector<float> e1 = me == 0 ? std::vector<float>{0.5f, 0, 0.25f} : std::vector<float>{0, 0.5f, 0};
+      CHECK(residual(s) == e1);
+      // Rank 1 overflowed: skipped on both ranks, nothing changes.
+      CHECK(s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(me == 1 ? inf : h[me]),
+                   {.lr = 0.25, .loss_scale = 8}) == gc::step_status::skipped);
+      CHECK(x == std::vector<float>{1, 1.5f, 0.25f});
+      CHECK(residual(s) == e1);
+      CHECK(s.feedback().metrics().steps == 1);
+      CHECK(s.bytes().steps == 1);
+      CHECK(s.skipped_steps() == 1);
+      // lr 0.25, S 2: p0 = e + {0.25, 0, -0.25} = {0.75, 0, 0} sends 0.75;
+      // p1 = e + {-0.25, 0.25, 0} = {-0.25, 0.75, 0} sends 0.75 at 1.
+      CHECK(s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(h[me]), {.lr = 0.25, .loss_scale = 2}) ==
+            gc::step_status::applied);
+      CHECK(x == std::vector<float>{0.625f, 1.125f, 0.25f});
+      CHECK(residual(s) == (me == 0 ? std::vector<float>{0, 0, 0} : std::vector<float>{-0.25f, 0, 0}));
+      // x - mean e = {0.75, 1.125, 0.25}: SGD with the schedule, 1 - 0.5 mean u - 0.25 mean u'.
+    }
+    {  // Momentum 0.5 in the update: v holds gradients (unscaled), the residual lr times v.
+      gc::ef_sgd s(gc::top_k{.k = 1}, comm, 3, {.lr = 0.1, .momentum = 0.5, .mode = gc::momentum_mode::in_update});
+      std::vector<float> x(3, 1.0f);
+      s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(g[me]), {.lr = 0.5, .loss_scale = 4});
+      CHECK(x == std::vector<float>{1, 1.5f, 0.25f});
+      CHECK(s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(me == 0 ? inf : h[me]),
+                   {.lr = 0.25, .loss_scale = 8}) == gc::step_status::skipped);
+      CHECK(std::vector<float>(s.momentum().begin(), s.momentum().end()) ==
+            (me == 0 ? std::vector<float>{1, -2, 0.5f} : std::vector<float>{0, 1, 3}));
+      // v0 = 0.5 v0 + {1, 0, -1} = {1.5, -1, -0.75}; p0 = {0.5, 0, 0.25} + 0.25 v0 = {0.875, -0.25, 0.0625}
+      // v1 = {-1, 1.5, 1.5}; p1 = {0, 0.5, 0} + 0.25 v1 = {-0.25, 0.875, 0.375}.
+      s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(h[me]), {.lr = 0.25, .loss_scale = 2});
+      CHECK(std::vector<float>(s.momentum().begin(), s.momentum().end()) ==
+            (me == 0 ? std::vector<float>{1.5f, -1, -0.75f} : std::vector<float>{-1, 1.5f, 1.5f}));
+      CHECK(residual(s) == (me == 0 ? std::vector<float>{0, -0.25f, 0.0625f} : std::vector<float>{-0.25f, 0, 0.375f}));
+      CHECK(x == std::vector<float>{0.5625f, 1.0625f, 0.25f});
+    }
+    // A bad lr or loss scale on one rank fails everywhere.
+    gc::ef_sgd s(gc::top_k{.k = 1}, comm, 3);
+    std::vector<float> x(3, 1.0f);
+    CHECK_THROWS_WITH_AS(s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(g[me]),
+                                {.lr = 0.5, .loss_scale = me == 1 ? 0.0 : 1.0}),
+                         doctest::Contains("rank 1 failed: gradcomp::ef_sgd::step: loss_scale must be finite and > 0"),
+                         gc::error);
+    CHECK_THROWS_WITH_AS(s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(g[me]), {.lr = 0.0}),
+                         doctest::Contains("lr must be finite and > 0 (got 0)"), gc::error);
+    CHECK(x == std::vector<float>(3, 1.0f));
+  });
+}
+
+TEST_CASE("double_squeeze and liec_sgd: a changing lr and loss scale and a skipped step, by hand") {
+  const std::vector<std::vector<float>> g{{4, -8, 2}, {0, 4, 12}};  // 4 u_i
+  const std::vector<std::vector<float>> h{{2, 0, -2}, {-2, 2, 0}};  // 2 u_i
+  const std::vector<float> nan{1, std::numeric_limits<float>::quiet_NaN(), 0};
+  gc::comm::local_group::run(2, [&](gc::comm::local_communicator& comm) {
+    const auto me = static_cast<std::size_t>(comm.rank());
+    {
+      gc::double_squeeze s(gc::top_k{.k = 1}, comm, 3, {.lr = 0.1});
+      std::vector<float> x(3, 1.0f);
+      // lr 0.5, S 4: workers send -1 at 1 and 1.5 at 2; v = {0, -0.5, 0.75}: the server sends 0.75.
+      s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(g[me]), {.lr = 0.5, .loss_scale = 4});
+      CHECK(x == std::vector<float>{1, 1, 0.25f});
+      const auto worker = std::vector<float>(s.worker().error().begin(), s.worker().error().end());
+      CHECK(s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(me == 0 ? nan : h[me]),
+                   {.lr = 0.25, .loss_scale = 8}) == gc::step_status::skipped);
+      CHECK(x == std::vector<float>{1, 1, 0.25f});
+      CHECK(std::vector<float>(s.worker().error().begin(), s.worker().error().end()) == worker);
+      if (s.serves()) {
+        CHECK(std::vector<float>(s.server().error().begin(), s.server().error().end()) ==
+              std::vector<float>{0, -0.5f, 0});
+        CHECK(s.server().metrics().steps == 1);
+      }
+      CHECK(s.skipped_steps() == 1);
+      CHECK(s.bytes().steps == 1);
+      // lr 0.25, S 2: workers send 0.75 at 0 and 0.75 at 1; v = {0.375, 0.375, 0} + e_s = {0.375, -0.125, 0}.
+      s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(h[me]), {.lr = 0.25, .loss_scale = 2});
+      CHECK(x == std::vector<float>{0.625f, 1, 0.25f});
+      CHECK(std::vector<float>(s.worker().error().begin(), s.worker().error().end()) ==
+            (me == 0 ? std::vector<float>{0, 0, 0} : std::vector<float>{-0.25f, 0, 0}));
+      if (s.serves())
+        CHECK(std::vector<float>(s.server().error().begin(), s.server().error().end()) ==
+              std::vector<float>{0, -0.125f, 0});
+      // x - mean e_i - e_s = {0.75, 1.125, 0.25}: SGD with the schedule.
+    }
+    {
+      gc::liec_sgd s(gc::top_k{.k = 1}, comm, 3, {.lr = 0.1, .sync_every = 3});
+      std::vector<float> x(3, 1.0f);
+      // lr 0.5, S 4: c0 = -2 at 1, r0 = {1, 0, 0.5}; c1 = 3 at 2, r1 = {0, 1, 0};
+      // v = {0, -1, 1.5}: the server sends 1.5, e_s = {0, -1, 0} (gradient units).
+      s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(g[me]), {.lr = 0.5, .loss_scale = 4});
+      CHECK(x == (me == 0 ? std::vector<float>{0.5f, 1, 0} : std::vector<float>{1, 0.5f, 0.25f}));
+      CHECK(s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(me == 1 ? nan : h[me]),
+                   {.lr = 0.25, .loss_scale = 8}) == gc::step_status::skipped);
+      CHECK(s.steps() == 1);  // a skipped step does not count toward sync_every
+      CHECK(s.skipped_steps() == 1);
+      // lr 0.25, S 2 with u0 = {1, 0, -1}, u1 = {1, 1, 0}: both send 1 at 0 (ties go low);
+      // v = {1, 0, 0} + e_s = {1, -1, 0}: the server sends 1 at 0, e_s = {0, -1, 0}.
+      const std::vector<float> k1{2, 2, 0};
+      s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(me == 0 ? h[0] : k1),
+             {.lr = 0.25, .loss_scale = 2});
+      CHECK(x == (me == 0 ? std::vector<float>{0.25f, 1, 0.25f} : std::vector<float>{0.75f, 0.25f, 0.25f}));
+      if (s.serves())
+        CHECK(std::vector<float>(s.server().error().begin(), s.server().error().end()) == std::vector<float>{0, -1, 0});
+      // The third applied step synchronises with this step's lr 0.5 and S 4:
+      // x = mean x - 0.5 (mean u + e_s) = {0.5, 0.625, 0.25} - 0.5 ({0.5, 0, 0.5} + {0, -1, 0}).
+      const std::vector<float> sync_g = me == 0 ? std::vector<float>{4, 0, 0} : std::vector<float>{0, 0, 4};
+      s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(sync_g), {.lr = 0.5, .loss_scale = 4});
+      CHECK(x == std::vector<float>{0.25f, 1.125f, 0});
+      CHECK(s.steps() == 3);
+      if (s.serves())
+        CHECK(std::vector<float>(s.server().error().begin(), s.server().error().end()) == std::vector<float>(3, 0.0f));
+    }
+  });
+}
+
+TEST_CASE("ef_sgd: the exchange follows the compressor's aggregation class") {
+  // identity is summed in compressed form (an allreduce of its values), not allgathered.
+  gc::comm::local_group::run(3, [](gc::comm::local_communicator& comm) {
+    constexpr std::size_t d = 50;
+    gc::ef_sgd dense(gc::identity{}, comm, d, {.lr = 0.5});
+    gc::ef_sgd sparse(gc::top_k{.k = 5}, comm, d, {.lr = 0.5});
+    std::vector<float> x(d, 0.0f), y(d, 0.0f);
+    const auto g = gt::scenario_gradient(d, comm.rank(), 1);
+    dense.step(gc::exec::seq, std::span<float>(x), std::span<const float>(g));
+    sparse.step(gc::exec::seq, std::span<float>(y), std::span<const float>(g));
+    CHECK(dense.bytes().last == gc::traffic{.uplink = d * sizeof(float), .downlink = d * sizeof(float)});
+    CHECK(sparse.bytes().last == gc::traffic{.uplink = sparse_bytes(d, 5), .downlink = 2 * sparse_bytes(d, 5)});
+    // The dense mean, by hand: the rank-order sum over ranks, halved (lr), over 3.
+    for (std::size_t i = 0; i < d; ++i) {
+      float sum = 0.0f;
+      for (int r = 0; r < 3; ++r) sum += 0.5f * gt::scenario_gradient(d, r, 1)[i];
+      CHECK(x[i] == -(sum / 3.0f));
+    }
+  });
+}

@@ -993,14 +993,15 @@ TEST_CASE("error_feedback: save to a failed stream throws") {
 }
 
 TEST_CASE("error_feedback: a checkpoint written by save can always be loaded (or save refuses)") {
-  // top_k ranks NaN first, so a NaN in the gradient is sent; e = p - decode(m) then holds
-  // NaN - NaN = NaN and total_error becomes NaN. Whatever the policy on that, save() must
-  // not write a checkpoint that load() rejects.
+  // top_k ranks NaN first, so a NaN in the gradient would be sent and leave NaN - NaN = NaN
+  // in the residual. Error feedback rejects that step instead (the residual stays finite),
+  // so every state save() can see is one load() accepts.
   const std::size_t d = 8;
   gc::error_feedback<gc::top_k, float> ef{gc::top_k{.k = 2}, d};
   std::vector<float> g(d, 1.0f);
-  g[3] = std::numeric_limits<float>::quiet_NaN();
   ef.compress(gc::exec::seq, std::span<const float>(g));
+  g[3] = std::numeric_limits<float>::quiet_NaN();
+  CHECK_THROWS_AS(ef.compress(gc::exec::seq, std::span<const float>(g)), gc::error);
   std::ostringstream out;
   bool saved = true;
   try {
@@ -1008,12 +1009,23 @@ TEST_CASE("error_feedback: a checkpoint written by save can always be loaded (or
   } catch (const gc::error&) {
     saved = false;
   }
+  CHECK(saved);
   if (saved) {
     gc::error_feedback<gc::top_k, float> restored{gc::top_k{.k = 2}, d};
     CHECK_NOTHROW(load_from(restored, out.str()));
     CHECK(gt::same_bits(to_vector(restored.error()), to_vector(ef.error())));
     CHECK(restored.metrics().steps == ef.metrics().steps);
   }
+  // A sum of squares can overflow a double while every entry is finite: total_error is then
+  // +Inf, which save writes and load accepts.
+  gc::error_feedback<gc::top_k, double> big{gc::top_k{.k = 1}, 2};
+  const std::vector<double> huge{1e200, 1e200};
+  big.compress(gc::exec::seq, std::span<const double>(huge));
+  CHECK(big.metrics().total_error == std::numeric_limits<double>::infinity());
+  CHECK(big.error()[1] == 1e200);
+  gc::error_feedback<gc::top_k, double> big_restored{gc::top_k{.k = 1}, 2};
+  CHECK_NOTHROW(load_from(big_restored, checkpoint(big)));
+  check_same_state(big, big_restored);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1094,4 +1106,344 @@ TEST_CASE_TEMPLATE("error_feedback: undo takes back exactly the last step, once"
   CHECK(std::vector<T>(ef.error().begin(), ef.error().end()) == std::vector<T>(4, T(0)));
   CHECK(ef.metrics().steps == 1);  // clear_error keeps the metrics (reset zeroed them)
   CHECK_THROWS_AS(ef.undo(), gc::error);
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Non-finite input, failed steps and undo, in-place storage, the aggregation class,
+//    canonical checkpoints.
+
+namespace ef_test_user {
+
+/// A seeded sparsifier that, when told to, advances its step and writes part of its message
+/// and then throws: what a buggy or failing user compressor may do.
+struct failing_sparsifier {
+  static constexpr std::string_view name = "failing_sparsifier";
+  std::uint64_t seed = 0;
+  std::uint64_t step = 0;
+  bool fail = false;
+
+  template <std::floating_point T>
+  using payload_type = gc::sparse_vector<T>;
+
+  template <std::floating_point T>
+  void compress(gc::exec::seq_t, std::span<const T> x, gc::sparse_vector<T>& out) {
+    out.reset(x.size());
+    ++step;
+    for (std::size_t i = 0; i < x.size(); i += 2) {
+      out.indices.push_back(static_cast<std::uint32_t>(i));
+      out.values.push_back(x[i]);
+      if (fail && i >= x.size() / 2) throw gc::error("failing_sparsifier: failed half way");
+    }
+  }
+};
+
+/// A sparsifier whose message holds +Inf at index 0: its decode is not finite although p is.
+struct inf_sparsifier {
+  template <std::floating_point T>
+  using payload_type = gc::sparse_vector<T>;
+
+  template <std::floating_point T>
+  void compress(gc::exec::seq_t, std::span<const T> x, gc::sparse_vector<T>& out) const {
+    out.reset(x.size());
+    if (x.empty()) return;
+    out.indices.push_back(0);
+    out.values.push_back(std::numeric_limits<T>::infinity());
+  }
+};
+
+}  // namespace ef_test_user
+
+static_assert(gc::seeded_compressor<ef_test_user::failing_sparsifier>);
+
+TEST_CASE_TEMPLATE("error_feedback: undo after a failed compress refuses instead of restoring the failed p", T, float,
+                   double) {
+  const std::size_t d = 10;
+  const std::vector<T> g1 = gt::make_input<T>(gt::input_kind::normal, d, 1);
+  const std::vector<T> g2 = gt::make_input<T>(gt::input_kind::normal, d, 2);
+  std::vector<T> g3 = g2;
+  for (T& v : g3) v = v * T(1e9);  // what a failed step would have left in the residual
+  gc::error_feedback<ef_test_user::failing_sparsifier, T> ef{ef_test_user::failing_sparsifier{.seed = 3}, d};
+  ef.compress(gc::exec::seq, std::span<const T>(g1), T(0.5));
+  ef.compress(gc::exec::seq, std::span<const T>(g2), T(0.5));
+  CHECK(ef.can_undo());
+  const ef_snapshot<ef_test_user::failing_sparsifier, T> after_two(ef);
+  CHECK(after_two.step == 2);
+
+  // The compressor advances its step, writes half a message, and throws.
+  ef.base().fail = true;
+  CHECK_THROWS_WITH_AS(ef.compress(gc::exec::seq, std::span<const T>(g3), T(1)), doctest::Contains("half way"),
+                       gc::error);
+  ef.base().fail = false;
+  after_two.check_unchanged(ef);  // residual, metrics, step (back to 2) and the last good message
+  // The failed call overwrote what undo would restore: undo refuses rather than put p back.
+  CHECK_FALSE(ef.can_undo());
+  CHECK_THROWS_WITH_AS(ef.undo(), doctest::Contains("no compress call to undo"), gc::error);
+  after_two.check_unchanged(ef);
+  for (const T v : ef.error()) CHECK(std::fabs(static_cast<double>(v)) < 1e6);
+
+  // The compressor interface's caller-owned payload is not touched by a failed call either.
+  gc::sparse_vector<T> out;
+  gc::compress(gc::exec::seq, ef, g1, out);
+  const gc::sparse_vector<T> good = out;
+  ef.base().fail = true;
+  CHECK_THROWS_AS(gc::compress(gc::exec::seq, ef, g3, out), gc::error);
+  CHECK(out == good);
+
+  // A random compressor whose step is rejected after it drew (NaN in g): its step is back too.
+  gc::error_feedback<gc::random_k, T> rk{gc::random_k{.k = 3, .seed = 9}, d};
+  rk.compress(gc::exec::seq, std::span<const T>(g1), T(1));
+  const ef_snapshot<gc::random_k, T> rk_before(rk);
+  std::vector<T> nan_g = g2;
+  nan_g[4] = std::numeric_limits<T>::quiet_NaN();
+  CHECK_THROWS_AS(rk.compress(gc::exec::seq, std::span<const T>(nan_g), T(1)), gc::error);
+  rk_before.check_unchanged(rk);
+  CHECK_THROWS_AS(rk.undo(), gc::error);
+  // ... and it continues exactly like a twin that never saw the failure.
+  gc::error_feedback<gc::random_k, T> twin{gc::random_k{.k = 3, .seed = 9}, d};
+  twin.compress(gc::exec::seq, std::span<const T>(g1), T(1));
+  CHECK(rk.compress(gc::exec::seq, std::span<const T>(g2), T(1)) ==
+        twin.compress(gc::exec::seq, std::span<const T>(g2), T(1)));
+  CHECK(gt::same_bits(to_vector(rk.error()), to_vector(twin.error())));
+}
+
+TEST_CASE_TEMPLATE("error_feedback: non-finite input is rejected for every compressor and changes nothing", T, float,
+                   double) {
+  const T inf = std::numeric_limits<T>::infinity(), nan = std::numeric_limits<T>::quiet_NaN();
+  for_each_compressor([&](const char* name, auto proto) {
+    using C = decltype(proto);
+    const std::string compressor_label = name;
+    CAPTURE(compressor_label);
+    for (const gc::feedback_storage storage : {gc::feedback_storage::double_buffered, gc::feedback_storage::in_place}) {
+      CAPTURE(static_cast<int>(storage));
+      const std::size_t d = 40;
+      gc::error_feedback<C, T> ef{proto, d, storage};
+      gc::error_feedback<C, T> twin{proto, d, storage};  // sees only the valid calls
+      for (int t = 0; t < 2; ++t) {
+        const std::vector<T> g = gt::make_input<T>(gt::input_kind::normal, d, 70 + static_cast<std::uint64_t>(t));
+        ef.compress(gc::exec::seq, std::span<const T>(g), T(0.5));
+        twin.compress(gc::exec::seq, std::span<const T>(g), T(0.5));
+      }
+      const ef_snapshot<C, T> snap(ef);
+      for (const T special : {inf, -inf, nan}) {
+        CAPTURE(special);
+        for (const std::size_t at : {std::size_t{0}, std::size_t{17}, d - 1}) {
+          std::vector<T> g = gt::make_input<T>(gt::input_kind::normal, d, 5);
+          g[at] = special;
+          // The library's quantizers reject it themselves; everything else is rejected by
+          // error feedback, naming the entry.
+          check_throws_naming([&] { ef.compress(gc::exec::seq, std::span<const T>(g), T(0.5)); },
+                              {"x[" + std::to_string(at) + "]", "not finite"});
+          snap.check_unchanged(ef);
+          check_throws_naming([&] { ef.compress(gc::exec::seq, std::span<const T>(g), T(1)); }, {"not finite"});
+          snap.check_unchanged(ef);
+        }
+      }
+      const std::vector<T> g = gt::make_input<T>(gt::input_kind::normal, d, 6);
+      CHECK(ef.compress(gc::exec::seq, std::span<const T>(g), T(0.5)) ==
+            twin.compress(gc::exec::seq, std::span<const T>(g), T(0.5)));
+      CHECK(gt::same_bits(to_vector(ef.error()), to_vector(twin.error())));
+      check_same_metrics<T>(ef.metrics(), twin.metrics());
+      for (const T v : ef.error()) CHECK(std::isfinite(v));
+    }
+  });
+}
+
+TEST_CASE_TEMPLATE("error_feedback: an overflowing p or a message that decodes to Inf is rejected", T, float, double) {
+  const std::size_t d = 6;
+  const T big = std::numeric_limits<T>::max();
+  {  // e + scale * g overflows with finite e, g and scale
+    gc::error_feedback<gc::top_k, T> ef{gc::top_k{.k = 1}, d};
+    const std::vector<T> g{T(1), T(-2), big, T(0.5), T(0), T(3)};
+    ef.compress(gc::exec::seq, std::span<const T>(g), T(1));  // sends big at 2
+    const ef_snapshot<gc::top_k, T> snap(ef);
+    const std::vector<T> g3{T(1), T(-2), T(1), T(0.5), T(0), big};
+    // residual[5] = 3 + 2 * max overflows: rejected, naming p[5].
+    check_throws_naming([&] { ef.compress(gc::exec::seq, std::span<const T>(g3), T(2)); },
+                        {"error_feedback<top_k>", "p[5]", "overflows"});
+    snap.check_unchanged(ef);
+  }
+  {  // finite p, but the message decodes to +Inf: the new residual is -Inf at 0
+    gc::error_feedback<ef_test_user::inf_sparsifier, T> ef{ef_test_user::inf_sparsifier{}, d};
+    const std::vector<T> g(d, T(1));
+    check_throws_naming([&] { ef.compress(gc::exec::seq, std::span<const T>(g), T(1)); },
+                        {"error_feedback", "not finite at [0]", "decodes to a non-finite value"});
+    CHECK(ef.metrics().steps == 0);
+    for (const T v : ef.error()) CHECK(v == T(0));
+  }
+}
+
+TEST_CASE_TEMPLATE("error_feedback: in_place storage gives the double-buffered results with one buffer", T, float,
+                   double) {
+  for_each_compressor([&](const char* name, auto proto) {
+    using C = decltype(proto);
+    const std::string compressor_label = name;
+    CAPTURE(compressor_label);
+    for (const std::size_t d : {std::size_t{1}, std::size_t{65}, std::size_t{1000}}) {
+      CAPTURE(d);
+      gc::error_feedback<C, T> twice{proto, d};
+      gc::error_feedback<C, T> once{proto, d, gc::feedback_storage::in_place};
+      CHECK(twice.storage() == gc::feedback_storage::double_buffered);
+      CHECK(once.storage() == gc::feedback_storage::in_place);
+      for (int t = 0; t < 6; ++t) {
+        CAPTURE(t);
+        const std::vector<T> g =
+            gt::make_input<T>(gt::all_input_kinds[static_cast<std::size_t>(t) % std::size(gt::all_input_kinds)], d,
+                              d + static_cast<std::uint64_t>(t));
+        const T scale = t % 2 ? T(0.3) : T(1);
+        const auto& a = twice.compress(gc::exec::seq, std::span<const T>(g), scale);
+        const auto& b = once.compress(gc::exec::seq, std::span<const T>(g), scale);
+        CHECK(a == b);
+        REQUIRE(gt::same_bits(to_vector(twice.error()), to_vector(once.error())));
+        check_same_metrics<T>(twice.metrics(), once.metrics());
+        CHECK(step_of(twice.base()) == step_of(once.base()));
+      }
+      CHECK_FALSE(once.can_undo());
+      CHECK_THROWS_WITH_AS(once.undo(), doctest::Contains("in place"), gc::error);
+    }
+  });
+}
+
+TEST_CASE_TEMPLATE("error_feedback: in_place storage clears the residual when the step fails inside", T, float,
+                   double) {
+  const std::size_t d = 8;
+  const std::vector<T> g = gt::make_input<T>(gt::input_kind::normal, d, 8);
+  {  // grid_rounding rejects a level that does not fit in int32, after p was formed in place
+    gc::error_feedback<gc::grid_rounding, T> ef{gc::grid_rounding{.spacing = 1e-3, .seed = 1}, d,
+                                                gc::feedback_storage::in_place};
+    ef.compress(gc::exec::seq, std::span<const T>(g), T(1));
+    const gc::feedback_metrics metrics = ef.metrics();
+    const std::uint64_t step = ef.base().step;
+    std::vector<T> big = g;
+    big[5] = T(1e7);
+    check_throws_naming([&] { ef.compress(gc::exec::seq, std::span<const T>(big), T(1)); },
+                        {"grid_rounding", "x[5]", "cleared to zero"});
+    for (const T v : ef.error()) CHECK(v == T(0));
+    check_same_metrics<T>(ef.metrics(), metrics);
+    CHECK(ef.base().step == step);
+    ef.compress(gc::exec::seq, std::span<const T>(g), T(1));  // and it carries on
+    CHECK(ef.metrics().steps == metrics.steps + 1);
+  }
+  {  // e + scale * g overflows in place
+    gc::error_feedback<gc::top_k, T> ef{gc::top_k{.k = 1}, d, gc::feedback_storage::in_place};
+    ef.compress(gc::exec::seq, std::span<const T>(g), T(1));
+    std::vector<T> huge = g;
+    huge[2] = std::numeric_limits<T>::max();
+    huge[6] = std::numeric_limits<T>::max();
+    check_throws_naming([&] { ef.compress(gc::exec::seq, std::span<const T>(huge), T(4)); },
+                        {"error_feedback<top_k>", "not finite", "cleared to zero"});
+    for (const T v : ef.error()) CHECK(v == T(0));
+    CHECK(ef.metrics().steps == 1);
+  }
+  {  // checks that need nothing overwritten leave everything as it was
+    gc::error_feedback<gc::top_k, T> ef{gc::top_k{.k = 2}, d, gc::feedback_storage::in_place};
+    ef.compress(gc::exec::seq, std::span<const T>(g), T(0.5));
+    const ef_snapshot<gc::top_k, T> snap(ef);
+    ef.base().k = 0;
+    check_throws_naming([&] { ef.compress(gc::exec::seq, std::span<const T>(g), T(1)); }, {"k must be >= 1"});
+    snap.check_unchanged(ef);
+  }
+  CHECK_THROWS_WITH_AS((gc::error_feedback<gc::top_k, T>{gc::top_k{.k = 2}, d, static_cast<gc::feedback_storage>(7)}),
+                       doctest::Contains("storage 7"), gc::error);
+}
+
+// The aggregation class is a compile-time fact of each compressor; error feedback forwards it.
+static_assert(gc::aggregation_of_v<gc::top_k> == gc::aggregation_class::gather);
+static_assert(gc::aggregation_of_v<gc::hard_threshold> == gc::aggregation_class::gather);
+static_assert(gc::aggregation_of_v<gc::scaled_sign> == gc::aggregation_class::gather);
+static_assert(gc::aggregation_of_v<gc::blockwise_sign> == gc::aggregation_class::gather);
+static_assert(gc::aggregation_of_v<gc::qsgd> == gc::aggregation_class::gather);
+static_assert(gc::aggregation_of_v<gc::grid_rounding> == gc::aggregation_class::gather);
+static_assert(gc::aggregation_of_v<gc::random_k> == gc::aggregation_class::allreduce);
+static_assert(gc::aggregation_of_v<gc::unbiased_random_k> == gc::aggregation_class::allreduce);
+static_assert(gc::aggregation_of_v<gc::identity> == gc::aggregation_class::allreduce);
+static_assert(gc::aggregation_of_v<const gc::random_k&> == gc::aggregation_class::allreduce);
+static_assert(gc::aggregation_of_v<gc::error_feedback<gc::random_k>> == gc::aggregation_class::allreduce);
+static_assert(gc::aggregation_of_v<gc::error_feedback<gc::top_k>> == gc::aggregation_class::gather);
+// A user compressor that declares nothing is gathered (always correct).
+static_assert(gc::aggregation_of_v<ef_test_user::wrong_dim_sparsifier> == gc::aggregation_class::gather);
+
+namespace {
+
+/// A version-1 checkpoint written field by field, independently of the library's writer.
+template <class T>
+std::string handmade_checkpoint(const std::string& name, std::uint64_t steps, std::uint64_t sent, std::uint64_t bytes,
+                                double total_error, std::uint8_t flag, std::uint64_t step,
+                                const std::vector<T>& residual) {
+  std::string out;
+  const auto put = [&](auto v, int n) {
+    for (int b = 0; b < n; ++b) out.push_back(static_cast<char>((static_cast<std::uint64_t>(v) >> (8 * b)) & 0xff));
+  };
+  put(0x46454347u, 4);
+  put(1u, 4);
+  put(sizeof(T), 4);
+  put(name.size(), 4);
+  put(residual.size(), 8);
+  out += name;
+  put(steps, 8);
+  put(sent, 8);
+  put(bytes, 8);
+  put(std::bit_cast<std::uint64_t>(total_error), 8);
+  put(flag, 1);
+  put(step, 8);
+  for (const T v : residual) put(bits_of(v), static_cast<int>(sizeof(T)));
+  out.append(8, '\0');
+  reseal(out);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("error_feedback: checkpoints of version 1 load, and fields with one valid value are checked", T,
+                   float, double) {
+  const std::vector<T> residual{T(0.5), T(-1), T(0), T(2)};
+  const std::size_t d = residual.size();
+  // The format is unchanged: a checkpoint written by hand loads, and save writes the same bytes.
+  {
+    const std::string hand = handmade_checkpoint<T>("top_k", 3, 6, 120, 1.25, 0, 0, residual);
+    gc::error_feedback<gc::top_k, T> ef{gc::top_k{.k = 2}, d};
+    load_from(ef, hand);
+    CHECK(to_vector(ef.error()) == residual);
+    CHECK(ef.metrics().steps == 3);
+    CHECK(ef.metrics().elements_sent == 6);
+    CHECK(ef.metrics().wire_bytes == 120);
+    CHECK(ef.metrics().total_error == 1.25);
+    CHECK(checkpoint(ef) == hand);
+    const std::string seeded = handmade_checkpoint<T>("random_k", 3, 6, 120, 1.25, 1, 42, residual);
+    gc::error_feedback<gc::random_k, T> rk{gc::random_k{.k = 2, .seed = 1}, d};
+    load_from(rk, seeded);
+    CHECK(rk.base().step == 42);
+    CHECK(checkpoint(rk) == seeded);
+  }
+  gc::error_feedback<gc::top_k, T> target{gc::top_k{.k = 2}, d};
+  target.compress(gc::exec::seq, std::span<const T>(residual), T(1));
+  const ef_snapshot<gc::top_k, T> snap(target);
+  const auto rejects = [&](const std::string& bytes, std::initializer_list<std::string> parts) {
+    check_throws_naming([&] { load_from(target, bytes); }, parts);
+    snap.check_unchanged(target);
+  };
+  // The compressor step of a compressor without one must be 0, and the flag must say so.
+  rejects(handmade_checkpoint<T>("top_k", 3, 6, 120, 1.25, 0, 5, residual), {"compressor step 5 must be 0"});
+  rejects(handmade_checkpoint<T>("top_k", 3, 6, 120, 1.25, 1, 0, residual), {"compressor state flag 1"});
+  {
+    gc::error_feedback<gc::random_k, T> rk{gc::random_k{.k = 2, .seed = 1}, d};
+    check_throws_naming([&] { load_from(rk, handmade_checkpoint<T>("random_k", 3, 6, 120, 1.25, 0, 5, residual)); },
+                        {"compressor state flag 0"});
+  }
+  // A total error that is not a sum of squares.
+  rejects(handmade_checkpoint<T>("top_k", 3, 6, 120, std::numeric_limits<double>::quiet_NaN(), 0, 0, residual),
+          {"total error"});
+  rejects(handmade_checkpoint<T>("top_k", 3, 6, 120, -0.5, 0, 0, residual), {"total error"});
+  // Metrics of no steps are zero.
+  rejects(handmade_checkpoint<T>("top_k", 0, 6, 0, 0.0, 0, 0, residual), {"0 steps"});
+  rejects(handmade_checkpoint<T>("top_k", 0, 0, 16, 0.0, 0, 0, residual), {"0 steps"});
+  rejects(handmade_checkpoint<T>("top_k", 0, 0, 0, 1.0, 0, 0, residual), {"0 steps"});
+  // A residual entry that error feedback could never hold.
+  for (const T special : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity()}) {
+    std::vector<T> bad = residual;
+    bad[2] = special;
+    rejects(handmade_checkpoint<T>("top_k", 3, 6, 120, 1.25, 0, 0, bad), {"residual[2]", "not finite"});
+  }
+  // +Inf total error is a state save can write (see above): accepted.
+  CHECK_NOTHROW(load_from(target, handmade_checkpoint<T>("top_k", 3, 6, 120, std::numeric_limits<double>::infinity(),
+                                                         0, 0, residual)));
 }

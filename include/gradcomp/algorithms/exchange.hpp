@@ -3,27 +3,29 @@
 // failed still takes part in the collective (and every rank then raises the same error
 // instead of waiting for it forever), and the mean of decoded messages in rank order.
 //
-// A frame is one status byte, then either the payload's encoding (ok) or an error message
-// (failed). The status byte is framing, not payload: traffic counts wire_bytes only.
+// A frame is one status byte, then either the payload's encoding (ok), an error message
+// (failed), or nothing (skipped: this rank's gradient held NaN or Inf, so every rank skips
+// the step). The status byte is framing, not payload: traffic counts wire_bytes only.
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "../comm/collectives.hpp"
+#include "../backend.hpp"
 #include "../comm/communicator.hpp"
 #include "../compress.hpp"
 #include "../detail/strict_fp.hpp"
 #include "../error.hpp"
-#include "../payload/seeded_sparse.hpp"
 
 namespace gradcomp::detail {
 
-enum class frame_status : std::uint8_t { ok = 0, failed = 1 };
+enum class frame_status : std::uint8_t { ok = 0, failed = 1, skipped = 2 };
 
 /// status ok, then encode(p).
 template <class Payload>
@@ -35,6 +37,15 @@ void ok_frame(const Payload& p, std::vector<std::byte>& frame) {
 
 /// status ok and no payload (a rank with nothing to send, e.g. a non-root in a gather).
 inline void empty_ok_frame(std::vector<std::byte>& frame) { frame.assign(1, static_cast<std::byte>(frame_status::ok)); }
+
+/// status skipped and nothing else.
+inline void skipped_frame(std::vector<std::byte>& frame) {
+  frame.assign(1, static_cast<std::byte>(frame_status::skipped));
+}
+
+inline bool is_skipped(std::span<const std::byte> frame) {
+  return !frame.empty() && frame[0] == static_cast<std::byte>(frame_status::skipped);
+}
 
 /// status failed, then the message.
 inline void failed_frame(std::string_view what, std::vector<std::byte>& frame) {
@@ -62,7 +73,7 @@ bool attempt(std::vector<std::byte>& frame, Local&& local) {
 /// frame says it failed.
 inline void throw_if_failed(std::span<const std::byte> frame, int rank, const char* where) {
   if (frame.empty()) fail(where, "rank ", rank, " sent an empty frame");
-  if (frame[0] == static_cast<std::byte>(frame_status::ok)) return;
+  if (frame[0] == static_cast<std::byte>(frame_status::ok) || is_skipped(frame)) return;
   std::string what(frame.size() - 1, '\0');
   for (std::size_t i = 1; i < frame.size(); ++i) what[i - 1] = static_cast<char>(frame[i]);
   fail(where, "rank ", rank, " failed: ", what);
@@ -70,6 +81,13 @@ inline void throw_if_failed(std::span<const std::byte> frame, int rank, const ch
 
 inline void throw_if_any_failed(const comm::gathered_bytes& frames, const char* where) {
   for (int r = 0; r < frames.ranks(); ++r) throw_if_failed(frames.from(r), r, where);
+}
+
+/// Whether any rank's frame says skipped (call after throw_if_any_failed: a failure wins).
+inline bool any_skipped(const comm::gathered_bytes& frames) {
+  for (int r = 0; r < frames.ranks(); ++r)
+    if (is_skipped(frames.from(r))) return true;
+  return false;
 }
 
 /// Runs check() on every rank and exchanges the outcome, so that a check that fails on
@@ -83,7 +101,7 @@ void check_on_every_rank(Comm& comm, const char* where, Check&& check) {
     empty_ok_frame(f);
   });
   comm::gathered_bytes all;
-  comm.allgatherv(frame, all);
+  comm::allgatherv(comm, frame, all);
   throw_if_any_failed(all, where);
 }
 
@@ -95,10 +113,23 @@ inline void check_length(const char* where, const char* what, std::size_t got, s
   if (got != dim) fail(where, what, " has ", got, " elements, the scheme's dimension is ", dim);
 }
 
-template <class P>
-inline constexpr bool is_seeded_sparse_v = false;
-template <class T, class Index>
-inline constexpr bool is_seeded_sparse_v<seeded_sparse_vector<T, Index>> = true;
+/// Whether every g_i is finite: what decides that a step is skipped (a loss-scale overflow).
+/// ||g||^2 is finite iff every g_i is, for float (a double sum of squares can also overflow,
+/// hence the exact scan then): one parallel read of g on a parallel back end.
+template <class Policy, class T>
+bool all_finite(const Policy& policy, std::span<const T> g) {
+  if (std::isfinite(backend::run<backend::squared_norm_hook>(policy, g))) return true;
+  for (const T v : g)
+    if (!std::isfinite(v)) return false;
+  return true;
+}
+
+/// Fills x with quiet NaN: what a skipped exchange leaves in the caller's output, so that a
+/// loss scaler that checks the gradient for overflow sees it.
+template <class T>
+void fill_nan(std::span<T> x) {
+  std::fill(x.begin(), x.end(), std::numeric_limits<T>::quiet_NaN());
+}
 
 /// out[i] = sum[i] / n (one rounding), the mean of n summed contributions.
 template <class T>

@@ -1,17 +1,23 @@
 #pragma once
 // gc::liec_sgd: LIEC-SGD, local immediate error compensation. One step with gradient g_i
-// on worker i:
-//     worker:  c_i = C(g_i);   r_i = g_i - decode(c_i)      (kept for this step only)
+// on worker i (g_i holds S times the gradient u_i, S the loss scale; u_i = g_i when S = 1)
+// and learning rate lr:
+//     worker:  c_i = C(u_i);   r_i = u_i - decode(c_i)      (kept for this step only)
 //     server:  v = mean_i decode(c_i) + e_s;   M = C_s(v);   e_s = v - decode(M)
 //     worker:  x_i -= lr * (decode(M) + r_i)
 // The worker's compression error is compensated at once in its own step, not accumulated,
 // so the local models drift apart; every H steps (sync_every) a step is uncompressed
 // instead: the models are averaged and
 //     x_i = mean_j x_j - lr * (mean_j g_j + e_s);   e_s = 0.
-// The server is one rank or sharded over all ranks (server.hpp). Invariant (exact up to
-// rounding): mean_i x_i - lr * e_s moves like SGD on the mean gradient.
+// The server is one rank or sharded over all ranks (server.hpp). Everything is in gradient
+// units: the server's residual e_s is gradient not yet applied, and it is applied with the
+// lr of the step that sends it (under a schedule, not the lr of the step that produced it).
+// Invariant (exact up to rounding, for a constant lr): mean_i x_i - lr * e_s moves like SGD
+// on the mean gradient.
 //
 // A step that fails anywhere throws the same gc::error on every rank and changes nothing.
+// A step in which any rank's gradient holds NaN or Inf is skipped on every rank
+// (step_status::skipped), changing nothing; it does not count toward sync_every.
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -28,9 +34,9 @@
 #include "../error.hpp"
 #include "../execution.hpp"
 #include "../feedback/error_feedback.hpp"
-#include "ef_sgd.hpp"
 #include "exchange.hpp"
 #include "server.hpp"
+#include "sgd.hpp"
 #include "traffic.hpp"
 
 namespace gradcomp {
@@ -75,8 +81,9 @@ class liec_sgd {
     comm::agree_on(comm, opt.sync_every, "liec_sgd", "sync_every");
     workers_.assign(static_cast<std::size_t>(layout_.shards()), c);
     messages_.resize(workers_.size());
+    // Double-buffered: a step that fails or is skipped on another rank is undone.
     if (const int s = layout_.served_by(comm.rank()); s >= 0)
-      server_.emplace_back(std::move(server_c), layout_.shard(s).size());
+      server_.emplace_back(std::move(server_c), layout_.shard(s).size(), feedback_storage::double_buffered);
   }
 
   /// The same compressor on both sides.
@@ -84,18 +91,29 @@ class liec_sgd {
     requires std::same_as<C, ServerC>
       : liec_sgd(c, c, comm, dim, opt) {}
 
-  /// One step on this rank's replica x with this worker's gradient g. A collective.
+  /// One step with the options' lr and no loss scale. A collective.
   template <execution_policy Policy>
-  void step(const Policy& policy, std::span<T> x, std::span<const T> g) {
-    if (opt_.sync_every != 0 && (steps_ + 1) % opt_.sync_every == 0)
-      sync_step(x, g);
+  step_status step(const Policy& policy, std::span<T> x, std::span<const T> g) {
+    return step(policy, x, g, {.lr = opt_.lr, .loss_scale = 1.0});
+  }
+
+  /// One step on this rank's replica x with this worker's gradient g, this step's lr and
+  /// loss scale. A collective. Returns skipped, having changed nothing, if any rank's g held
+  /// NaN or Inf.
+  template <execution_policy Policy>
+  step_status step(const Policy& policy, std::span<T> x, std::span<const T> g, const step_options& s) {
+    const step_status status = opt_.sync_every != 0 && (steps_ + 1) % opt_.sync_every == 0
+                                   ? sync_step(policy, x, g, s)
+                                   : compressed_step(policy, x, g, s);
+    if (status == step_status::skipped)
+      ++skipped_;
     else
-      compressed_step(policy, x, g);
-    ++steps_;
+      ++steps_;
+    return status;
   }
 
   std::size_t dim() const noexcept { return update_.size(); }
-  /// Steps taken (compressed and synchronising).
+  /// Steps applied (compressed and synchronising; skipped steps do not count).
   std::uint64_t steps() const noexcept { return steps_; }
   const server_layout& layout() const noexcept { return layout_; }
   bool serves() const noexcept { return !server_.empty(); }
@@ -111,53 +129,79 @@ class liec_sgd {
   /// decode(M) of the last compressed step.
   std::span<const T> last_update() const noexcept { return update_; }
   const traffic_log& bytes() const noexcept { return traffic_; }
+  /// Steps skipped because some rank's gradient held NaN or Inf.
+  std::uint64_t skipped_steps() const noexcept { return skipped_; }
 
  private:
   template <class Policy>
-  void compressed_step(const Policy& policy, std::span<T> x, std::span<const T> g) {
+  step_status compressed_step(const Policy& policy, std::span<T> x, std::span<const T> g, const step_options& opt) {
+    const char* where = "liec_sgd::step";
     std::vector<std::uint64_t> steps_before(workers_.size());
-    const traffic t = detail::two_way_step<worker_payload>(
+    const T unscale = detail::unscale_factor<T>(1.0, opt.loss_scale);
+    const detail::round_outcome out = detail::two_way_step<worker_payload>(
         *comm_, policy, layout_, server_, buffers_, std::span<const T>(x), g, std::span<T>(update_),
+        [&] {
+          detail::check_step_options(opt, where);
+          if (unscale != T(1) && sync_buffer_.size() < dim()) sync_buffer_.resize(dim());
+        },
         [&](std::size_t s, std::span<const T> g_s, std::vector<std::byte>& frame) {
           if constexpr (seeded_compressor<C>) steps_before[s] = workers_[s].step;
-          gradcomp::compress(policy, workers_[s], g_s, messages_[s]);
+          // u = g / S: compressed as it is when S = 1, else formed first in the sync steps'
+          // scratch (r_i's buffer must keep the last step's r_i if this step fails).
+          std::span<const T> u_s = g_s;
+          if (unscale != T(1)) {
+            const comm::index_range range = layout_.shard(static_cast<int>(s));
+            const std::span<T> into = std::span<T>(sync_buffer_).subspan(range.begin, range.size());
+            detail::scale_into(unscale, g_s, into);
+            u_s = into;
+          }
+          gradcomp::compress(policy, workers_[s], u_s, messages_[s]);
           detail::ok_frame(messages_[s], frame);
         },
         [&](std::size_t compressed) {
           if constexpr (seeded_compressor<C>)
             for (std::size_t s = 0; s < compressed; ++s) workers_[s].step = steps_before[s];
         },
-        "liec_sgd::step");
-    // r_i = g_i - decode(c_i), then x -= lr * (decode(M) + r_i). Nothing here throws: the
+        where);
+    if (out.status == step_status::skipped) return step_status::skipped;
+    // r_i = u_i - decode(c_i), then x -= lr * (decode(M) + r_i). Nothing here throws: the
     // messages were encoded and decoded fine above.
-    std::copy(g.begin(), g.end(), residual_.begin());
+    detail::scale_into(unscale, g, std::span<T>(residual_));
     for (std::size_t s = 0; s < workers_.size(); ++s) {
       const comm::index_range range = layout_.shard(static_cast<int>(s));
       gradcomp::decompress_add(policy, messages_[s], std::span<T>(residual_).subspan(range.begin, range.size()), T(-1));
     }
-    detail::liec_update(x, static_cast<T>(opt_.lr), std::span<const T>(update_), std::span<const T>(residual_));
-    traffic_.record(t);
+    detail::liec_update(x, static_cast<T>(opt.lr), std::span<const T>(update_), std::span<const T>(residual_));
+    traffic_.record(out.bytes);
+    return step_status::applied;
   }
 
-  /// The uncompressed step: average [x, g] over ranks, gather e_s, set x and clear e_s.
-  void sync_step(std::span<T> x, std::span<const T> g) {
+  /// The uncompressed step: average [x, g / S] over ranks, gather e_s, set x and clear e_s.
+  template <class Policy>
+  step_status sync_step(const Policy& policy, std::span<T> x, std::span<const T> g, const step_options& opt) {
     const char* where = "liec_sgd::step";
-    // Sizes first, through a frame exchange, so that a bad length fails on every rank.
+    // Sizes first, through a frame exchange, so that a bad length fails on every rank (and
+    // a non-finite gradient skips the step on every rank).
     std::vector<std::byte> frame;
     detail::attempt(frame, [&](std::vector<std::byte>& f) {
+      detail::check_step_options(opt, where);
       detail::check_length(where, "x", x.size(), dim());
       detail::check_length(where, "the gradient", g.size(), dim());
-      detail::empty_ok_frame(f);
+      if (detail::all_finite(policy, g))
+        detail::empty_ok_frame(f);
+      else
+        detail::skipped_frame(f);
     });
     comm::gathered_bytes status;
-    comm_->allgatherv(frame, status);
+    comm::allgatherv(*comm_, frame, status);
     detail::throw_if_any_failed(status, where);
+    if (detail::any_skipped(status)) return step_status::skipped;
 
     const std::size_t d = dim();
-    std::vector<T>& both = sync_buffer_;  // [x, g], then their means
+    std::vector<T>& both = sync_buffer_;  // [x, g / S], then their means
     both.resize(2 * d);
     std::copy(x.begin(), x.end(), both.begin());
-    std::copy(g.begin(), g.end(), both.begin() + static_cast<std::ptrdiff_t>(d));
+    detail::scale_into(detail::unscale_factor<T>(1.0, opt.loss_scale), g, std::span<T>(both).subspan(d, d));
     comm::allreduce_sum(*comm_, std::span<T>(both));
     detail::divide_by(std::span<T>(both), comm_->size());
 
@@ -173,20 +217,21 @@ class liec_sgd {
         bytes.resize(e.size_bytes());
         std::memcpy(bytes.data(), e.data(), e.size_bytes());
       }
-      comm_->broadcast(bytes, layout_.root);
+      comm::broadcast(*comm_, bytes, layout_.root);
       std::memcpy(server_error.data(), bytes.data(), d * sizeof(T));
       if (me != layout_.root) t.downlink += d * sizeof(T);
     } else {
       const auto e = server_.front().error();
       comm::gathered_bytes all;
-      comm_->allgatherv(std::as_bytes(e), all);
+      comm::allgatherv(*comm_, std::as_bytes(e), all);
       std::memcpy(server_error.data(), all.data.data(), d * sizeof(T));
       t.downlink += (d - e.size()) * sizeof(T);
     }
     const std::span<const T> mean(both);
-    detail::liec_sync(x, static_cast<T>(opt_.lr), mean.first(d), mean.subspan(d, d), std::span<const T>(server_error));
+    detail::liec_sync(x, static_cast<T>(opt.lr), mean.first(d), mean.subspan(d, d), std::span<const T>(server_error));
     if (!server_.empty()) server_.front().clear_error();
     traffic_.record(t);
+    return step_status::applied;
   }
 
   Comm* comm_;
@@ -197,10 +242,11 @@ class liec_sgd {
   std::vector<error_feedback<ServerC, T>> server_;  // the shard this rank serves, if any
   std::vector<T> update_;
   detail::round_buffers<T, worker_payload, server_payload> buffers_;
-  std::vector<T> sync_buffer_;   // sync steps: [x, g] and their means
+  std::vector<T> sync_buffer_;   // sync steps: [x, g / S] and their means; scaled steps: g / S
   std::vector<T> server_error_;  // sync steps: e_s, whole
   std::vector<T> residual_;
   std::uint64_t steps_ = 0;
+  std::uint64_t skipped_ = 0;
   traffic_log traffic_;
 };
 

@@ -9,7 +9,8 @@
 //   layer-wise compression: top_k{k} keeps k per shard); the shard messages go up with an
 //   alltoallv and the server messages come down with an allgatherv.
 // In both, a failure anywhere (a worker's compressor, a malformed message, the server's
-// compressor) reaches every rank as the same gc::error.
+// compressor) reaches every rank as the same gc::error, and a worker whose gradient holds
+// NaN or Inf makes every server send "skipped" down, so every rank skips the step.
 #include <algorithm>
 #include <cstddef>
 #include <span>
@@ -83,7 +84,7 @@ void check_bidirectional_setup(Comm& comm, double lr, const server_options& serv
 /// Throws the error a server put in a failed down frame, verbatim (it already names the
 /// rank and the cause).
 inline void throw_if_down_failed(std::span<const std::byte> frame) {
-  if (!frame.empty() && frame[0] == static_cast<std::byte>(frame_status::ok)) return;
+  if (!frame.empty() && (frame[0] == static_cast<std::byte>(frame_status::ok) || is_skipped(frame))) return;
   std::string what(frame.empty() ? 0 : frame.size() - 1, '\0');
   for (std::size_t i = 1; i < frame.size(); ++i) what[i - 1] = static_cast<char>(frame[i]);
   throw error(what);
@@ -103,19 +104,27 @@ struct round_buffers {
   ServerPayload server_message;            // decode scratch
 };
 
+/// What a round trip did: this worker's bytes, and whether the step was skipped.
+struct round_outcome {
+  traffic bytes;
+  step_status status = step_status::applied;
+};
+
 /// One round trip through the server(s).
-///   buffers.up[s]: this worker's frame for shard s (an ok frame of its message, or a
-///           failed frame)
+///   buffers.up[s]: this worker's frame for shard s (an ok frame of its message, a failed
+///           frame, or a skipped frame)
 ///   serve(s, mean) -> const ServerPayload&: on the rank that serves shard s, given the mean
 ///           over workers of their decoded messages for s; may throw
 ///   update: receives sum over shards of decode(server message) at the shard's offset
 /// Returns this worker's traffic: messages that leave the rank (up) and server messages
 /// from other ranks (down); a worker's message to a server on its own rank does not travel.
-/// Throws on every rank if any part failed; `served` tells whether serve() returned.
+/// If any worker skipped, every server sends "skipped" instead of serving and the outcome
+/// is skipped on every rank (update untouched). Throws on every rank if any part failed;
+/// `served` tells whether serve() returned.
 template <class T, class WorkerPayload, class ServerPayload, comm::communicator Comm, class Policy, class Serve>
-traffic server_round(Comm& comm, const Policy& policy, const server_layout& layout,
-                     round_buffers<T, WorkerPayload, ServerPayload>& buffers, Serve&& serve, std::span<T> update,
-                     bool& served, const char* where) {
+round_outcome server_round(Comm& comm, const Policy& policy, const server_layout& layout,
+                           round_buffers<T, WorkerPayload, ServerPayload>& buffers, Serve&& serve, std::span<T> update,
+                           bool& served, const char* where) {
   const int me = comm.rank();
   const bool single = layout.mode == server_mode::single;
   auto& up = buffers.up;
@@ -123,7 +132,7 @@ traffic server_round(Comm& comm, const Policy& policy, const server_layout& layo
   traffic t;
   // Up: the serving rank(s) collect every worker's frame for their shard.
   if (single) {
-    comm.gatherv(up[0], buffers.from_workers, layout.root);
+    comm::gatherv(comm, up[0], buffers.from_workers, layout.root);
     if (me != layout.root) t.uplink += frame_body(up[0]).size();
   } else {
     std::vector<std::size_t> sizes(up.size());
@@ -131,7 +140,7 @@ traffic server_round(Comm& comm, const Policy& policy, const server_layout& layo
     buffers.send.resize(sizes);
     for (std::size_t s = 0; s < up.size(); ++s)
       std::copy(up[s].begin(), up[s].end(), buffers.send.data.begin() + static_cast<std::ptrdiff_t>(buffers.send.offsets[s]));
-    comm.alltoallv(buffers.send, buffers.from_workers);
+    comm::alltoallv(comm, buffers.send, buffers.from_workers);
     for (int s = 0; s < layout.shards(); ++s)
       if (s != me) t.uplink += frame_body(up[static_cast<std::size_t>(s)]).size();
   }
@@ -140,6 +149,10 @@ traffic server_round(Comm& comm, const Policy& policy, const server_layout& layo
   if (shard >= 0) {
     attempt(buffers.down, [&](std::vector<std::byte>& frame) {
       throw_if_any_failed(buffers.from_workers, where);
+      if (any_skipped(buffers.from_workers)) {
+        skipped_frame(frame);
+        return;
+      }
       buffers.mean.resize(layout.shard(shard).size());
       mean_of_frames(policy, buffers.from_workers, std::span<T>(buffers.mean), buffers.worker_message);
       const ServerPayload& m = serve(shard, std::span<const T>(buffers.mean));
@@ -151,12 +164,14 @@ traffic server_round(Comm& comm, const Policy& policy, const server_layout& layo
   }
   // Down: every worker gets every server message.
   if (single) {
-    comm.broadcast(buffers.down, layout.root);
+    comm::broadcast(comm, buffers.down, layout.root);
     throw_if_down_failed(buffers.down);
+    if (is_skipped(buffers.down)) return {t, step_status::skipped};
     if (me != layout.root) t.downlink += frame_body(buffers.down).size();
   } else {
-    comm.allgatherv(buffers.down, buffers.from_servers);
+    comm::allgatherv(comm, buffers.down, buffers.from_servers);
     for (int s = 0; s < buffers.from_servers.ranks(); ++s) throw_if_down_failed(buffers.from_servers.from(s));
+    if (any_skipped(buffers.from_servers)) return {t, step_status::skipped};
     for (int s = 0; s < buffers.from_servers.ranks(); ++s)
       if (s != me) t.downlink += frame_body(buffers.from_servers.from(s)).size();
   }
@@ -167,34 +182,42 @@ traffic server_round(Comm& comm, const Policy& policy, const server_layout& layo
     gradcomp::decode_into(frame_body(frame), buffers.server_message);
     gradcomp::decompress_add(policy, buffers.server_message, update.subspan(range.begin, range.size()));
   }
-  return t;
+  return {t, step_status::applied};
 }
 
 /// The step both bidirectional schemes share, around their own worker compression (with
 /// the scheme's buffers):
+///   validate(): checks the step's settings (may throw);
 ///   compress_shard(s, g_s, frame): compresses shard s of g into an ok frame (may throw);
 ///   undo_shards(n): takes back the compression of the first n shards.
 /// Checks the lengths of x and g, builds the up frames (a local failure becomes a failed
-/// frame for every shard, so it reaches every rank), goes through the server(s), whose
-/// error feedback `server` (this rank's shard, if any) compresses the mean with scale 1,
-/// and on any failure undoes the workers and the server before rethrowing. `update`
-/// receives the decoded server messages. Returns this worker's traffic.
-template <class WorkerPayload, class ServerC, class T, comm::communicator Comm, class Policy, class CompressShard,
-          class UndoShards>
-traffic two_way_step(Comm& comm, const Policy& policy, const server_layout& layout,
-                     std::vector<error_feedback<ServerC, T>>& server,
-                     round_buffers<T, WorkerPayload, typename error_feedback<ServerC, T>::message_type>& buffers,
-                     std::span<const T> x, std::span<const T> g, std::span<T> update, CompressShard&& compress_shard,
-                     UndoShards&& undo_shards, const char* where) {
+/// frame for every shard, so it reaches every rank; a g holding NaN or Inf a skipped frame),
+/// goes through the server(s), whose error feedback `server` (this rank's shard, if any)
+/// compresses the mean with scale 1, and on any failure undoes the workers and the server
+/// before rethrowing; a skipped step is undone the same way. `update` receives the decoded
+/// server messages. Returns this worker's traffic and whether the step was skipped.
+template <class WorkerPayload, class ServerC, class T, comm::communicator Comm, class Policy, class Validate,
+          class CompressShard, class UndoShards>
+round_outcome two_way_step(Comm& comm, const Policy& policy, const server_layout& layout,
+                           std::vector<error_feedback<ServerC, T>>& server,
+                           round_buffers<T, WorkerPayload, typename error_feedback<ServerC, T>::message_type>& buffers,
+                           std::span<const T> x, std::span<const T> g, std::span<T> update, Validate&& validate,
+                           CompressShard&& compress_shard, UndoShards&& undo_shards, const char* where) {
   using server_payload = typename error_feedback<ServerC, T>::message_type;
   const auto shards = static_cast<std::size_t>(layout.shards());
   auto& up = buffers.up;
   up.resize(shards);
   std::size_t compressed = 0;
+  bool skip = false;
   std::vector<std::byte> failure;
   const bool ok = attempt(failure, [&](std::vector<std::byte>&) {
+    validate();
     check_length(where, "x", x.size(), layout.dim);
     check_length(where, "the gradient", g.size(), layout.dim);
+    if (!all_finite(policy, g)) {
+      skip = true;
+      return;
+    }
     for (std::size_t s = 0; s < shards; ++s) {
       const comm::index_range range = layout.shard(static_cast<int>(s));
       compress_shard(s, g.subspan(range.begin, range.size()), up[s]);
@@ -203,17 +226,24 @@ traffic two_way_step(Comm& comm, const Policy& policy, const server_layout& layo
   });
   if (!ok)
     for (auto& frame : up) frame = failure;
+  else if (skip)
+    for (auto& frame : up) skipped_frame(frame);
   bool served = false;
+  round_outcome outcome;
   try {
-    return server_round(
+    outcome = server_round(
         comm, policy, layout, buffers,
-        [&](int, std::span<const T> mean) -> const server_payload& { return server.front().compress(policy, mean, T(1)); },
+        [&](int, std::span<const T> mean) -> const server_payload& {
+          return server.front().compress(policy, mean, T(1));
+        },
         update, served, where);
   } catch (...) {
     undo_shards(compressed);
     if (served) server.front().undo();
     throw;
   }
+  if (outcome.status == step_status::skipped) undo_shards(compressed);  // no server served
+  return outcome;
 }
 
 }  // namespace detail

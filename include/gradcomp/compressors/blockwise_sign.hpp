@@ -7,6 +7,7 @@
 #include <span>
 #include <string_view>
 
+#include "../aggregation.hpp"
 #include "../detail/sign_kernel.hpp"
 #include "../error.hpp"
 #include "../execution.hpp"
@@ -18,6 +19,7 @@ namespace gradcomp {
 /// ||x - C(x)||^2 <= (1 - 1/B) ||x||^2 (Zheng et al. 2019; used by LIEC-SGD).
 struct blockwise_sign {
   static constexpr std::string_view name = "blockwise_sign";
+  static constexpr aggregation_class aggregation = aggregation_class::gather;
 
   std::size_t block_size = 256;
 

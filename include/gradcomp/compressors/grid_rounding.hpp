@@ -7,6 +7,7 @@
 #include <span>
 #include <string_view>
 
+#include "../aggregation.hpp"
 #include "../detail/bitpack.hpp"
 #include "../detail/element_rules.hpp"
 #include "../detail/bits.hpp"
@@ -29,6 +30,7 @@ namespace gradcomp {
 /// not clamped, since the nearer finite grid point would break the absolute bound.
 struct grid_rounding {
   static constexpr std::string_view name = "grid_rounding";
+  static constexpr aggregation_class aggregation = aggregation_class::gather;
   static constexpr double max_level = 2147483646.0;
 
   double spacing = 1.0;

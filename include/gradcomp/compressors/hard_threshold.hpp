@@ -7,6 +7,7 @@
 #include <span>
 #include <string_view>
 
+#include "../aggregation.hpp"
 #include "../detail/bits.hpp"
 #include "../error.hpp"
 #include "../execution.hpp"
@@ -21,6 +22,7 @@ namespace gradcomp {
 /// residual.
 struct hard_threshold {
   static constexpr std::string_view name = "hard_threshold";
+  static constexpr aggregation_class aggregation = aggregation_class::gather;
 
   double lambda = 0.0;
 

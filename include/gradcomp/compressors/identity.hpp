@@ -6,6 +6,7 @@
 #include <span>
 #include <string_view>
 
+#include "../aggregation.hpp"
 #include "../execution.hpp"
 #include "../payload/dense.hpp"
 
@@ -13,6 +14,7 @@ namespace gradcomp {
 
 struct identity {
   static constexpr std::string_view name = "identity";
+  static constexpr aggregation_class aggregation = aggregation_class::allreduce;
 
   template <std::floating_point T>
   using payload_type = dense_vector<T>;

@@ -8,6 +8,7 @@
 #include <span>
 #include <string_view>
 
+#include "../aggregation.hpp"
 #include "../detail/bitpack.hpp"
 #include "../detail/element_rules.hpp"
 #include "../detail/finite.hpp"
@@ -28,6 +29,7 @@ namespace gradcomp {
 /// written (a scale T cannot hold, or a level whose scale * level overflows T).
 struct qsgd {
   static constexpr std::string_view name = "qsgd";
+  static constexpr aggregation_class aggregation = aggregation_class::gather;
   static constexpr std::uint32_t max_levels = std::uint32_t{1} << 30;
 
   std::uint32_t s = 1;

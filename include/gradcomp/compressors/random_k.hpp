@@ -9,6 +9,7 @@
 #include <span>
 #include <string_view>
 
+#include "../aggregation.hpp"
 #include "../detail/bits.hpp"
 #include "../detail/random.hpp"
 #include "../error.hpp"
@@ -42,6 +43,7 @@ void saturate_scaled_overflow(const T* x, const Index* indices, T* values, std::
 template <bool Unbiased>
 struct basic_random_k {
   static constexpr std::string_view name = Unbiased ? "unbiased_random_k" : "random_k";
+  static constexpr aggregation_class aggregation = aggregation_class::allreduce;
 
   std::size_t k = 1;
   std::uint64_t seed = 0;

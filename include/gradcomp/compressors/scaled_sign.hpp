@@ -5,6 +5,7 @@
 #include <span>
 #include <string_view>
 
+#include "../aggregation.hpp"
 #include "../detail/sign_kernel.hpp"
 #include "../execution.hpp"
 #include "../payload/sign.hpp"
@@ -15,6 +16,7 @@ namespace gradcomp {
 /// Sends one scale and d bits (Karimireddy et al. 2019, "Error feedback fixes SignSGD").
 struct scaled_sign {
   static constexpr std::string_view name = "scaled_sign";
+  static constexpr aggregation_class aggregation = aggregation_class::gather;
 
   template <std::floating_point T>
   using payload_type = sign_vector<T>;

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../aggregation.hpp"
 #include "../detail/bits.hpp"
 #include "../error.hpp"
 #include "../execution.hpp"
@@ -21,6 +22,7 @@ namespace gradcomp {
 /// ||x - C(x)||^2 <= (1 - k/d) ||x||^2 for every x.
 struct top_k {
   static constexpr std::string_view name = "top_k";
+  static constexpr aggregation_class aggregation = aggregation_class::gather;
 
   std::size_t k = 1;
 

@@ -9,46 +9,47 @@
 // so nothing is lost: the sum of everything sent plus the residual equals the sum of
 // everything fed in. For sparsifiers the update is exact: sent entries' residual is 0,
 // the others keep p bit for bit.
+//
+// The residual is always finite: a step whose new residual would hold NaN or Inf (a
+// non-finite g, an overflowing e + scale * g, a message that decodes to Inf) is rejected
+// with gc::error and changes nothing, so a trainer can skip the step (a loss-scale
+// overflow) and carry on with its residual intact. docs/error-feedback.md.
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <istream>
 #include <ostream>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "../aggregation.hpp"
 #include "../backend.hpp"
-#include "../compress.hpp"
 #include "../concepts.hpp"
-#include "../detail/reduce.hpp"
-#include "../detail/strict_fp.hpp"
-#include "../detail/wire.hpp"
+#include "../detail/element_rules.hpp"
 #include "../error.hpp"
 #include "../execution.hpp"
+#include "checkpoint.hpp"
 
 namespace gradcomp {
 
-/// Running totals of an error_feedback instance.
-struct feedback_metrics {
-  std::uint64_t steps = 0;          // compress calls
-  std::uint64_t elements_sent = 0;  // sum of sent_elements(m)
-  std::uint64_t wire_bytes = 0;     // sum of wire_bytes(m)
-  double total_error = 0.0;         // sum over steps of ||e||^2 after the step
+/// Where error_feedback forms the new residual (docs/error-feedback.md, "Memory").
+enum class feedback_storage {
+  /// 2 d values. The new residual is formed beside the old one and swapped in on success:
+  /// every error leaves the state as it was, and undo() can take a step back.
+  double_buffered,
+  /// d values. The residual is updated in place: no undo(). Errors found before the update
+  /// (sizes, scale, a non-finite gradient, the compressor's parameters) change nothing; an
+  /// error inside the update (the compressor rejecting p, e + scale * g overflowing) leaves
+  /// the residual cleared to zero, since its old value is gone.
+  in_place,
 };
 
 namespace detail {
-
-/// FNV-1a, 64-bit: a checksum that catches corrupted checkpoint bytes.
-inline std::uint64_t fnv1a(std::span<const std::byte> bytes, std::uint64_t h = 0xcbf29ce484222325ULL) {
-  for (const std::byte b : bytes) h = (h ^ std::to_integer<std::uint64_t>(b)) * 0x100000001b3ULL;
-  return h;
-}
 
 template <class C>
 constexpr std::string_view compressor_name() {
@@ -56,6 +57,14 @@ constexpr std::string_view compressor_name() {
     return C::name;
   else
     return {};
+}
+
+/// Index of the first non-finite entry of x, or x.size().
+template <class T>
+std::size_t first_non_finite(std::span<const T> x) {
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (!std::isfinite(x[i])) return i;
+  return x.size();
 }
 
 }  // namespace detail
@@ -73,20 +82,29 @@ class error_feedback {
   using payload_type = Payload;
 
   static constexpr std::string_view name = "error_feedback";
+  /// The messages are C's, so they aggregate as C's do.
+  static constexpr aggregation_class aggregation = aggregation_of_v<C>;
 
   /// Wraps c for vectors of dimension dim; the residual starts at zero.
-  error_feedback(C c, std::size_t dim) : compressor_(std::move(c)), residual_(dim), scratch_(dim) {}
+  error_feedback(C c, std::size_t dim, feedback_storage storage = feedback_storage::double_buffered)
+      : compressor_(std::move(c)), residual_(dim), storage_(storage) {
+    if (storage != feedback_storage::double_buffered && storage != feedback_storage::in_place)
+      detail::fail("error_feedback", "storage ", static_cast<int>(storage), " is not double_buffered or in_place");
+    if (storage == feedback_storage::double_buffered) scratch_.resize(dim);
+  }
 
   /// One error-feedback step: p = e + scale * g; m = C(p); e = p - decode(m). Returns m,
-  /// which stays valid until the next call. On error (wrong size, non-finite scale, a
-  /// compressor that rejects p) the residual and the metrics are unchanged.
+  /// which stays valid until the next successful call. On error (wrong size, non-finite
+  /// scale, a non-finite new residual, a compressor that rejects p) nothing changes
+  /// (in_place storage: see feedback_storage).
   template <execution_policy Policy>
   const Payload& compress(const Policy& policy, std::span<const T> g, T scale = T(1)) {
     step(policy, g, scale, message_);
     return message_;
   }
 
-  /// The compressor interface: out = C(e + x), e = e + x - decode(out).
+  /// The compressor interface: out = C(e + x), e = e + x - decode(out). out changes only
+  /// on success.
   template <execution_policy Policy>
   void compress(const Policy& policy, std::span<const T> x, Payload& out) {
     step(policy, x, T(1), out);
@@ -94,12 +112,13 @@ class error_feedback {
 
   /// The residual e: everything fed in and not yet sent.
   std::span<const T> error() const noexcept { return residual_; }
-  /// The message of the last compress(policy, g, scale) call.
+  /// The message of the last successful compress(policy, g, scale) call.
   const Payload& message() const noexcept { return message_; }
   /// The wrapped compressor.
   const C& base() const noexcept { return compressor_; }
   C& base() noexcept { return compressor_; }
   std::size_t dim() const noexcept { return residual_.size(); }
+  feedback_storage storage() const noexcept { return storage_; }
 
   const feedback_metrics& metrics() const noexcept { return metrics_; }
   /// Sent elements over steps * d: 1 for dense messages, k/d for Top-k.
@@ -123,12 +142,23 @@ class error_feedback {
     can_undo_ = false;
   }
 
+  /// Whether undo() would succeed.
+  bool can_undo() const noexcept { return can_undo_; }
+
   /// Takes back the last compress call: the residual, the metrics and a seeded compressor's
   /// step return to what they were before it (the message is left as it is). For
-  /// distributed schemes whose step fails on another rank after this one compressed. Only
-  /// the last call can be undone, and only once; throws gc::error otherwise.
+  /// distributed schemes whose step fails or is skipped on another rank after this one
+  /// compressed. Only with double_buffered storage, only the last call, only once, and not
+  /// after a call that failed once it had begun forming the new residual (that overwrote
+  /// what undo would restore); throws gc::error otherwise.
   void undo() {
-    if (!can_undo_) detail::fail("error_feedback::undo", "there is no compress call to undo");
+    if (!can_undo_) {
+      if (storage_ == feedback_storage::in_place)
+        detail::fail("error_feedback::undo",
+                     "this instance updates its residual in place and keeps nothing to undo "
+                     "(construct it with feedback_storage::double_buffered)");
+      detail::fail("error_feedback::undo", "there is no compress call to undo");
+    }
     std::swap(residual_, scratch_);  // scratch_ still holds the residual from before the call
     metrics_ = previous_metrics_;
     if constexpr (seeded_compressor<C>) compressor_.step = previous_step_;
@@ -136,137 +166,158 @@ class error_feedback {
   }
 
   /// Writes the residual, the metrics and the compressor's step (for seeded compressors)
-  /// in a versioned binary format with a checksum.
+  /// in a versioned binary format with a checksum (feedback/checkpoint.hpp).
   void save(std::ostream& out) const {
-    const std::vector<std::byte> bytes = serialize();
+    std::uint64_t step = 0;
+    if constexpr (seeded_compressor<C>) step = compressor_.step;
+    const std::vector<std::byte> bytes = detail::write_feedback_checkpoint<T>(
+        detail::compressor_name<C>(), seeded_compressor<C>, step, metrics_, std::span<const T>(residual_));
     out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
     if (!out) detail::fail("error_feedback::save", "writing ", bytes.size(), " bytes to the stream failed");
   }
 
   /// Restores what save() wrote. Rejects another format version, value type, compressor
-  /// or dimension, and truncated or corrupted data; on error *this is unchanged.
+  /// or dimension, truncated or corrupted data, and any field that is not in its one valid
+  /// form; on error *this is unchanged.
   void load(std::istream& in) {
-    const char* where = "error_feedback::load";
-    std::array<std::byte, fixed_prefix> prefix;
-    read_exactly(in, prefix, "header");
-    detail::byte_reader r(prefix, where);
-    if (r.get<std::uint32_t>("magic") != magic) detail::fail(where, "not an error_feedback checkpoint (bad magic)");
-    const auto version = r.get<std::uint32_t>("version");
-    if (version != format_version)
-      detail::fail(where, "unsupported checkpoint version ", version, " (this build reads ", format_version, ")");
-    const auto value_bytes = r.get<std::uint32_t>("value type");
-    if (value_bytes != sizeof(T))
-      detail::fail(where, "value type mismatch: checkpoint holds ", value_bytes * 8, "-bit floats, this instance ",
-                   sizeof(T) * 8, "-bit");
-    const auto name_length = r.get<std::uint32_t>("name length");
-    const auto dim64 = r.get<std::uint64_t>("dimension");
-    if (dim64 != dim()) detail::fail(where, "dimension mismatch: checkpoint has d = ", dim64, ", this instance ", dim());
-    const std::string_view expected = detail::compressor_name<C>();
-    if (name_length != expected.size())
-      detail::fail(where, "compressor mismatch: checkpoint name has ", name_length, " bytes, expected '", expected, "'");
-
-    // The whole checkpoint in one buffer: the prefix already read, then the rest.
-    std::vector<std::byte> all(body_bytes(expected.size()));
-    std::copy(prefix.begin(), prefix.end(), all.begin());
-    read_exactly(in, std::span<std::byte>(all).subspan(fixed_prefix), "body");
-    detail::byte_reader body(std::span<const std::byte>(all).subspan(fixed_prefix), where);
-    const auto name_bytes = body.take(expected.size(), "compressor name");
-    if (std::string_view(reinterpret_cast<const char*>(name_bytes.data()), name_bytes.size()) != expected)
-      detail::fail(where, "compressor mismatch: checkpoint is for another compressor, expected '", expected, "'");
-    feedback_metrics m;
-    m.steps = body.get<std::uint64_t>("steps");
-    m.elements_sent = body.get<std::uint64_t>("elements sent");
-    m.wire_bytes = body.get<std::uint64_t>("wire bytes");
-    m.total_error = body.get<double>("total error");
-    const auto has_step = body.get<std::uint8_t>("step flag");
-    const auto step = body.get<std::uint64_t>("compressor step");
-    const auto residual_bytes = body.take(dim() * sizeof(T), "residual");
-    const auto checksum_offset = all.size() - 8;
-    const auto stored = body.get<std::uint64_t>("checksum");
-    body.finish();
-    if (detail::fnv1a(std::span<const std::byte>(all).first(checksum_offset)) != stored)
-      detail::fail(where, "checksum mismatch: the checkpoint is corrupted");
-    if (has_step != (seeded_compressor<C> ? 1 : 0)) detail::fail(where, "compressor state flag ", has_step, " is invalid");
-    // NaN is a state save() can write (a NaN gradient propagates into the residual);
-    // a negative sum of squares is not.
-    if (m.total_error < 0.0) detail::fail(where, "total error ", m.total_error, " is negative");
-
-    detail::copy_le_array(residual_bytes, residual_.data(), dim());
-    metrics_ = m;
+    const detail::feedback_checkpoint c =
+        detail::read_feedback_checkpoint<T>(in, detail::compressor_name<C>(), seeded_compressor<C>, dim());
+    c.copy_residual(std::span<T>(residual_));
+    metrics_ = c.metrics;
     can_undo_ = false;
-    if constexpr (seeded_compressor<C>) compressor_.step = step;
+    if constexpr (seeded_compressor<C>) compressor_.step = c.step;
   }
 
  private:
-  static constexpr std::uint32_t magic = 0x46454347;  // "GCEF" little-endian
-  static constexpr std::uint32_t format_version = 1;
-  static constexpr std::size_t fixed_prefix = 4 + 4 + 4 + 4 + 8;  // magic, version, value bytes, name length, dim
-
-  std::size_t body_bytes(std::size_t name_length) const {
-    const char* where = "error_feedback";
-    std::size_t n = fixed_prefix + name_length + 8 * 4 + 1 + 8;
-    n = detail::checked_add(n, detail::checked_mul(dim(), sizeof(T), where, "residual size"), where, "checkpoint size");
-    return detail::checked_add(n, 8, where, "checkpoint size");  // checksum
-  }
-
-  std::vector<std::byte> serialize() const {
-    const std::string_view nm = detail::compressor_name<C>();
-    std::vector<std::byte> bytes(body_bytes(nm.size()));
-    detail::byte_writer w(bytes, "error_feedback::save");
-    w.put(magic);
-    w.put(format_version);
-    w.put(static_cast<std::uint32_t>(sizeof(T)));
-    w.put(static_cast<std::uint32_t>(nm.size()));
-    w.put(static_cast<std::uint64_t>(dim()));
-    w.put_bytes(reinterpret_cast<const std::byte*>(nm.data()), nm.size());
-    w.put(metrics_.steps);
-    w.put(metrics_.elements_sent);
-    w.put(metrics_.wire_bytes);
-    w.put(metrics_.total_error);
-    std::uint64_t step = 0;
-    if constexpr (seeded_compressor<C>) step = compressor_.step;
-    w.put(static_cast<std::uint8_t>(seeded_compressor<C> ? 1 : 0));
-    w.put(step);
-    w.put_array(residual_.data(), residual_.size());
-    w.put(detail::fnv1a(std::span<const std::byte>(bytes).first(w.written())));
-    return bytes;
-  }
-
-  static void read_exactly(std::istream& in, std::span<std::byte> dst, const char* what) {
-    in.read(reinterpret_cast<char*>(dst.data()), static_cast<std::streamsize>(dst.size()));
-    if (static_cast<std::size_t>(in.gcount()) != dst.size())
-      detail::fail("error_feedback::load", "truncated checkpoint: ", what, " needs ", dst.size(), " bytes, got ",
-                   in.gcount());
-  }
-
   template <class Policy>
   void step(const Policy& policy, std::span<const T> g, T scale, Payload& out) {
     if (g.size() != dim())
       detail::fail("error_feedback", "input size ", g.size(), " does not match the residual dimension ", dim());
     if (!std::isfinite(scale)) detail::fail("error_feedback", "scale must be finite (got ", scale, ")");
-    // The new residual goes to scratch, so the old one survives a compressor that throws.
-    const std::span<const T> e(residual_);
-    const std::span<T> e_new(scratch_);
     [[maybe_unused]] std::uint64_t step_before = 0;
     if constexpr (seeded_compressor<C>) step_before = compressor_.step;
-    // A back end's fused kernel, or p = e + scale * g; m = C(p); e = p - decode(m); ||e||^2
-    // piece by piece (backend.hpp).
-    const double error = backend::run<backend::feedback_step_hook>(policy, compressor_, e, g, scale, e_new, out);
-    const std::size_t sent = out.sent_elements(), bytes = out.wire_bytes();
-    std::swap(residual_, scratch_);  // commit only once nothing can throw
+    const auto restore_step = [&] {
+      if constexpr (seeded_compressor<C>) compressor_.step = step_before;
+    };
+    double error = 0.0;
+    if (storage_ == feedback_storage::double_buffered) {
+      // The new residual goes to scratch and the message to staging, so the old state
+      // survives anything below; but scratch no longer holds what undo() would restore.
+      can_undo_ = false;
+      try {
+        error = run_step(policy, g, scale, std::span<T>(scratch_));
+      } catch (...) {
+        restore_step();
+        throw;
+      }
+      if (!std::isfinite(error) && has_non_finite(scratch_)) {
+        restore_step();
+        reject_non_finite(g, scale, std::span<const T>(residual_), std::span<const T>(scratch_));
+      }
+    } else {
+      in_place_checks(policy, g);
+      try {
+        error = run_step(policy, g, scale, std::span<T>(residual_));
+      } catch (const error_type& e) {
+        restore_step();
+        lose_residual();
+        throw error_type(std::string(e.what()) + lost_note);
+      } catch (...) {
+        restore_step();
+        lose_residual();
+        throw;
+      }
+      if (!std::isfinite(error) && has_non_finite(residual_)) {
+        restore_step();
+        const std::size_t i = detail::first_non_finite(std::span<const T>(residual_));
+        lose_residual();
+        detail::fail(where().c_str(), "e + scale * x is not finite at [", i,
+                     "] (an overflow, or a message that decodes to a non-finite value)", lost_note);
+      }
+    }
+    const std::size_t sent = staging_.sent_elements(), bytes = staging_.wire_bytes();
+    // Commit: nothing below throws.
+    using std::swap;
+    swap(out, staging_);
     previous_metrics_ = metrics_;
-    if constexpr (seeded_compressor<C>) previous_step_ = step_before;
-    can_undo_ = true;
+    if (storage_ == feedback_storage::double_buffered) {
+      swap(residual_, scratch_);
+      if constexpr (seeded_compressor<C>) previous_step_ = step_before;
+      can_undo_ = true;
+    }
     ++metrics_.steps;
     metrics_.elements_sent += sent;
     metrics_.wire_bytes += bytes;
     metrics_.total_error += error;
   }
 
+  using error_type = gradcomp::error;
+  static constexpr const char* lost_note =
+      "; error_feedback (in_place storage): the residual was being overwritten and has been cleared to zero";
+
+  /// A back end's fused kernel, or p = e + scale * g; m = C(p); e = p - decode(m); ||e||^2
+  /// piece by piece (backend.hpp), into e_new and staging_. e_new may be the residual itself
+  /// (in_place): every kernel reads e[i] before it writes e_new[i] and never after.
+  template <class Policy>
+  double run_step(const Policy& policy, std::span<const T> g, T scale, std::span<T> e_new) {
+    return backend::run<backend::feedback_step_hook>(policy, compressor_, std::span<const T>(residual_), g, scale,
+                                                     e_new, staging_);
+  }
+
+  /// in_place storage: what can be checked before the residual is overwritten.
+  template <class Policy>
+  void in_place_checks(const Policy& policy, std::span<const T> g) {
+    // ||g||^2 is finite iff every g_i is (for float; a double sum of squares can also
+    // overflow, hence the exact scan): one parallel read of g on a parallel back end.
+    if (!std::isfinite(backend::run<backend::squared_norm_hook>(policy, g))) {
+      const std::size_t i = detail::first_non_finite(g);
+      if (i < g.size()) reject_input(i, g[i]);
+    }
+    if constexpr (requires(const C& c) { c.validate(); }) compressor_.validate();
+  }
+
+  static bool has_non_finite(std::span<const T> x) { return detail::first_non_finite(x) < x.size(); }
+
+  /// Names the cause of a non-finite new residual and throws; e is the residual before the
+  /// step (intact), e_new what the step formed.
+  [[noreturn]] void reject_non_finite(std::span<const T> g, T scale, std::span<const T> e,
+                                      std::span<const T> e_new) const {
+    const std::size_t i = detail::first_non_finite(g);
+    if (i < g.size()) reject_input(i, g[i]);
+    for (std::size_t j = 0; j < g.size(); ++j) {
+      const T p = detail::feedback_element(e[j], g[j], scale);
+      if (!std::isfinite(p))
+        detail::fail(where().c_str(), "p[", j, "] = e[", j, "] + scale * x[", j, "] = ", e[j], " + ", scale, " * ",
+                     g[j], " overflows to ", p, "; error feedback rejects the step and leaves its state unchanged");
+    }
+    const std::size_t k = detail::first_non_finite(e_new);
+    detail::fail(where().c_str(), "the new residual p - decode(m) is not finite at [", k,
+                 "] (the compressor's message decodes to a non-finite value); error feedback rejects the step and "
+                 "leaves its state unchanged");
+  }
+
+  [[noreturn]] void reject_input(std::size_t i, T v) const {
+    detail::fail(where().c_str(), "x[", i, "] = ", v,
+                 " is not finite; error feedback rejects non-finite input and leaves its state unchanged");
+  }
+
+  void lose_residual() {
+    std::fill(residual_.begin(), residual_.end(), T(0));
+    can_undo_ = false;
+  }
+
+  /// "error_feedback<top_k>" (the wrapped compressor's name, when it has one).
+  static std::string where() {
+    const std::string_view nm = detail::compressor_name<C>();
+    return nm.empty() ? std::string("error_feedback") : "error_feedback<" + std::string(nm) + ">";
+  }
+
   C compressor_;
   std::vector<T> residual_;
-  std::vector<T> scratch_;  // p = e + scale * g; swapped with residual_ each step
+  std::vector<T> scratch_;  // double_buffered: the new residual, swapped with residual_ each step
+  feedback_storage storage_;
   Payload message_;
+  Payload staging_;  // the message being formed; swapped into the caller's payload on success
   feedback_metrics metrics_;
   // What undo() restores (the residual before the last call is in scratch_).
   feedback_metrics previous_metrics_;
