@@ -252,7 +252,7 @@ TEST_CASE_TEMPLATE("par error_feedback<identity>: bit-identical to seq over seve
       for (const auto& policy : par_policies) {
         CAPTURE(d);
         CAPTURE(policy_name(policy));
-        check_feedback_steps<T>(gc::identity{}, d, policy, /*rejects_specials=*/false);
+        check_feedback_steps<T>(gc::identity{}, d, policy);
       }
     }
   });

@@ -94,9 +94,9 @@ TEST_CASE_TEMPLATE("par error_feedback<random_k>: bit-identical to seq over seve
       for (const auto& policy : par_policies) {
         CAPTURE(d);
         CAPTURE(policy_name(policy));
-        check_feedback_steps<T>(gc::random_k{.k = d / 10 + 1, .seed = 3}, d, policy, /*rejects_specials=*/false);
-        check_feedback_steps<T>(gc::unbiased_random_k{.k = d / 3 + 1, .seed = 4, .step = 7}, d, policy, false);
-        check_feedback_steps<T>(gc::random_k{.k = d + 1, .seed = 5}, d, policy, false);
+        check_feedback_steps<T>(gc::random_k{.k = d / 10 + 1, .seed = 3}, d, policy);
+        check_feedback_steps<T>(gc::unbiased_random_k{.k = d / 3 + 1, .seed = 4, .step = 7}, d, policy);
+        check_feedback_steps<T>(gc::random_k{.k = d + 1, .seed = 5}, d, policy);
       }
     }
   });

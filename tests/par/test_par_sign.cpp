@@ -153,10 +153,10 @@ TEST_CASE_TEMPLATE("par error_feedback<scaled_sign / blockwise_sign>: bit-identi
       for (const auto& policy : par_policies) {
         CAPTURE(d);
         CAPTURE(policy_name(policy));
-        check_feedback_steps<T>(gc::scaled_sign{}, d, policy, /*rejects_specials=*/false);
+        check_feedback_steps<T>(gc::scaled_sign{}, d, policy);
         for (const std::size_t b : {std::size_t{7}, std::size_t{64}, std::size_t{4096}, std::size_t{5000}}) {
           CAPTURE(b);
-          check_feedback_steps<T>(gc::blockwise_sign{.block_size = b}, d, policy, false);
+          check_feedback_steps<T>(gc::blockwise_sign{.block_size = b}, d, policy);
         }
       }
     }
