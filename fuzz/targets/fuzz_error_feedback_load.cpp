@@ -28,12 +28,11 @@ namespace {
 
 using namespace gradcomp_fuzz;
 
-// Known finding, left to the owner of feedback/ (whose branch is changing load's validation):
-// for a compressor without a step, load accepts any value in the checkpoint's step field
-// (only the has-step flag is checked) and save() writes 0 there, so two checkpoints load to
-// the same state. While true, this target compares everything but that field (and the
-// checksum, which covers it); set it to false once load rejects a nonzero step there.
-constexpr bool tolerate_unchecked_step_field = true;
+// load used to accept any value in the compressor-step field of a compressor without a step
+// (save() writes 0 there), so two checkpoints loaded to the same state. It now rejects a
+// nonzero step there; while this were true, the target would compare everything but that
+// field (and the checksum, which covers it).
+constexpr bool tolerate_unchecked_step_field = false;
 
 /// Offset of the compressor-step field: after the 24-byte prefix, the name, three u64
 /// counters, the total error (f64) and the has-step flag (u8).
