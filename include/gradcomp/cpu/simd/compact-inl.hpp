@@ -57,8 +57,9 @@ struct plain_source {
   void finish(std::size_t, std::size_t) const {}
 };
 
-/// Compacts p = e + scale * g, writing the new residual as it goes.
-template <class T, bool ClearKept>
+/// Compacts p = e + scale * g, writing the new residual as it goes. UnitScale: scale is 1,
+/// and p = e + g (decided once per block, not per vector).
+template <class T, bool ClearKept, bool UnitScale = false>
 struct feedback_source {
   feedback_block<T> in;
 
@@ -66,7 +67,10 @@ struct feedback_source {
   template <class D>
   HWY_INLINE hn::Vec<D> load(D d, std::size_t i) const {
     const auto g = hn::LoadU(d, in.g + i);
-    return hn::Add(hn::LoadU(d, in.e + i), in.scale == T(1) ? g : hn::Mul(hn::Set(d, in.scale), g));
+    if constexpr (UnitScale)
+      return hn::Add(hn::LoadU(d, in.e + i), g);
+    else
+      return hn::Add(hn::LoadU(d, in.e + i), hn::Mul(hn::Set(d, in.scale), g));
   }
   /// Stores e_new for the vector at i (slot: its offset in the group) and returns it.
   template <class D, class M>
@@ -87,13 +91,13 @@ struct feedback_source {
   void finish(std::size_t, std::size_t) const {}
 };
 
-/// feedback_source<T, true> that also sums e_new^2 over the block in the reference tree:
+/// feedback_source<T, true, UnitScale> that also sums e_new^2 over the block in the reference tree:
 /// the squares of each full group's stored registers form its 8 rows, the group tree goes
 /// to the counter; a last, partial group is summed from memory (zero-padded). finish()
 /// writes the block's sum to *norm.
-template <class T>
-struct feedback_norm_source : feedback_source<T, true> {
-  using base = feedback_source<T, true>;
+template <class T, bool UnitScale>
+struct feedback_norm_source : feedback_source<T, true, UnitScale> {
+  using base = feedback_source<T, true, UnitScale>;
   feedback_norm_source(const feedback_block<T>& in, double* out) : base{in}, norm(out) {}
 
   double* norm;
@@ -158,17 +162,19 @@ GRADCOMP_NO_FP_CONTRACT std::size_t compact(tag, Source src, std::size_t n, uint
   using S = hn::TFromD<decltype(di)>;
   constexpr std::size_t L = hn::MaxLanes(d);
   const auto magnitude = hn::Set(di, static_cast<S>(~uint_of<T>{0} >> 1));
-  const auto below = hn::Set(di, static_cast<S>(bound));
+  // key >= bound as key > bound - 1 (one compare, no negation); bound - 1 >= -1 and keys >= 0.
+  const auto above = hn::Set(di, static_cast<S>(static_cast<S>(bound) - 1));
   static_assert(group_elements % L == 0, "a group is whole vectors");
+  const auto lane = hn::Iota(du, 0);  // offsets are lane + at: a broadcast and an add, no stack
   const auto step = [&](std::size_t at, std::size_t slot) HWY_ATTR {
     const auto v = src.load(d, at);
-    const auto keep = hn::Not(hn::Lt(hn::And(hn::BitCast(di, v), magnitude), below));
+    const auto keep = hn::Gt(hn::And(hn::BitCast(di, v), magnitude), above);
     const auto keep_d = hn::RebindMask(d, keep);
     src.store(d, at, slot, v, keep_d);
     if (hn::AllFalse(di, keep)) return;
     // Compress into a register, then store: compress-to-memory is microcoded on AMD Zen 4/5.
     hn::StoreU(hn::Compress(v, keep_d), d, out.values.data() + count);
-    hn::StoreU(hn::Compress(hn::Iota(du, static_cast<uint_of<T>>(at)), hn::RebindMask(du, keep)), du,
+    hn::StoreU(hn::Compress(hn::Add(lane, hn::Set(du, static_cast<uint_of<T>>(at))), hn::RebindMask(du, keep)), du,
                out.offsets.data() + count);
     count += hn::CountTrue(di, keep);
   };
@@ -219,7 +225,8 @@ std::size_t compact_at_least(tag t, const T* x, std::size_t n, uint_of<T> bound,
 template <class T>
 std::size_t feedback_candidates(tag t, const feedback_block<T>& in, std::size_t n, uint_of<T> bound,
                                 compact_buffer<T>& out) {
-  return compact<T>(t, feedback_source<T, false>{in}, n, bound, out);
+  if (in.scale == T(1)) return compact<T>(t, feedback_source<T, false, true>{in}, n, bound, out);
+  return compact<T>(t, feedback_source<T, false, false>{in}, n, bound, out);
 }
 
 /// The fused error-feedback threshold step on one reduction block (n <= 4096 elements,
@@ -229,7 +236,8 @@ std::size_t feedback_candidates(tag t, const feedback_block<T>& in, std::size_t 
 template <class T>
 std::size_t feedback_threshold(tag t, const feedback_block<T>& in, std::size_t n, uint_of<T> bound,
                                compact_buffer<T>& out, double* norm) {
-  return compact<T>(t, feedback_norm_source<T>(in, norm), n, bound, out);
+  if (in.scale == T(1)) return compact<T>(t, feedback_norm_source<T, true>(in, norm), n, bound, out);
+  return compact<T>(t, feedback_norm_source<T, false>(in, norm), n, bound, out);
 }
 
 GRADCOMP_SIMD_NAMESPACE_END
