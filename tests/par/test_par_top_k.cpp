@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
@@ -167,6 +168,79 @@ TEST_CASE_TEMPLATE("par top_k: every path is taken and exact", T, float, double)
     // 250 tie groups of ~4000: candidate sets padded by ties, still worth the sampled path.
     for (const std::size_t k : {std::size_t{1}, std::size_t{1000}, d / 7}) CHECK(path_of(narrow, k) == cd::top_k_path::sampled);
   });
+}
+
+TEST_CASE_TEMPLATE("par top_k, hard_threshold, compress_model: a reused output is overwritten in full on every path",
+                   T, float, double) {
+  // The kernels size the output's vectors themselves, without clearing them first (a call
+  // that repeats the last call's k then writes no zeros): stale entries, more or fewer than
+  // the result, in vectors of unequal lengths, with a wrong dimension, must never survive.
+  const std::size_t d = std::size_t{1} << 20;
+  const std::vector<T> normal = gt::make_input<T>(gt::input_kind::normal, d, 21);
+  const std::vector<T> small(normal.begin(), normal.begin() + 1000);
+  const std::vector<T> high = misleading_input<T>(d, true, 22), low = misleading_input<T>(d, false, 23);
+  const std::vector<T> empty;
+  const auto fill_stale = [](gc::sparse_vector<T>& out, std::size_t n) {
+    out.dim = 123;
+    out.indices.assign(n, 0xFFFFFFFFu);
+    out.values.assign(n + 3, std::numeric_limits<T>::quiet_NaN());
+  };
+  const auto stale_counts = [](std::size_t result) {
+    return std::vector<std::size_t>{0, 7, result / 2, result, 2 * result + 5};
+  };
+  struct top_k_case {
+    const std::vector<T>* x;
+    std::size_t k;
+  };
+  const top_k_case top_k_cases[] = {{&normal, 1000}, {&normal, d / 2}, {&normal, d - 3}, {&normal, d},
+                                    {&small, 10},    {&high, d / 100}, {&low, 5000},     {&empty, 1}};
+  for (const auto& [x, k] : top_k_cases) {
+    CAPTURE(x->size());
+    CAPTURE(k);
+    gc::sparse_vector<T> ref, got;
+    gc::compress(gc::exec::seq, gc::top_k{.k = k}, *x, ref);
+    for (const auto& policy : par_policies) {
+      for (const std::size_t stale : stale_counts(ref.nnz())) {
+        CAPTURE(stale);
+        fill_stale(got, stale);
+        gc::compress(policy, gc::top_k{.k = k}, *x, got);
+        check_same_sparse(ref, got);
+      }
+    }
+  }
+  for (const std::vector<T>* x : {&normal, &small, &empty}) {
+    for (const double lambda : {0.5, 3.0, 1e30}) {
+      CAPTURE(x->size());
+      CAPTURE(lambda);
+      gc::sparse_vector<T> ref, got;
+      gc::compress(gc::exec::seq, gc::hard_threshold{.lambda = lambda}, *x, ref);
+      for (const auto& policy : par_policies) {
+        for (const std::size_t stale : stale_counts(ref.nnz())) {
+          CAPTURE(stale);
+          fill_stale(got, stale);
+          gc::compress(policy, gc::hard_threshold{.lambda = lambda}, *x, got);
+          check_same_sparse(ref, got);
+        }
+      }
+    }
+  }
+  // The whole-model forms, over three tensors.
+  const std::span<const T> all(normal);
+  const std::span<const T> pieces[] = {all.first(1000), all.subspan(1000, d / 2), all.subspan(1000 + d / 2)};
+  const std::span<const std::span<const T>> tensors(pieces);
+  gc::sparse_vector<T> ref, got;
+  gc::compress_model(gc::exec::seq, gc::top_k{.k = 3000}, tensors, ref);
+  for (const std::size_t stale : stale_counts(ref.nnz())) {
+    fill_stale(got, stale);
+    gc::compress_model(gc::exec::par.with_min_parallel_size(0), gc::top_k{.k = 3000}, tensors, got);
+    check_same_sparse(ref, got);
+  }
+  gc::compress_model(gc::exec::seq, gc::hard_threshold{.lambda = 2.0}, tensors, ref);
+  for (const std::size_t stale : stale_counts(ref.nnz())) {
+    fill_stale(got, stale);
+    gc::compress_model(gc::exec::par.with_min_parallel_size(0), gc::hard_threshold{.lambda = 2.0}, tensors, got);
+    check_same_sparse(ref, got);
+  }
 }
 
 TEST_CASE_TEMPLATE("par top_k: misleading samples on every size and thread count", T, float, double) {

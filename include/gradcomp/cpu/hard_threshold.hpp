@@ -25,7 +25,7 @@ void compress_with(const exec::par_t& policy, const hard_threshold& c, std::span
                    sparse_vector<T, Index>& out) {
   c.validate();
   gradcomp::detail::check_index_fits<Index>(x.size(), "hard_threshold");
-  out.reset(x.size());
+  cpu::detail::prepare_for_overwrite(out, x.size());
   cpu::detail::compact_at_least(policy, cpu::detail::segmented_input<T>(x), cpu::detail::threshold_key<T>(c.lambda),
                                 out.indices, out.values);
 }
@@ -44,7 +44,7 @@ double feedback_step_with(const exec::par_t& policy, const hard_threshold& c, st
   constexpr std::size_t B = gradcomp::detail::reduction_block;
   static_assert(compact_block == B && compact_chunk % B == 0, "norm blocks must align with compaction blocks");
   pooled_array<double> block_norms(workspace_of(policy), chunk_count(d, B));
-  out.reset(d);
+  cpu::detail::prepare_for_overwrite(out, d);
   collect_sparse<T, Index>(
       policy, d, chunk_count(d, compact_chunk),
       [&](std::size_t chunk, const sparse_sink<T, Index>& sink) {

@@ -61,7 +61,7 @@ void compress_model_with(const exec::par_t& policy, const top_k& c, std::span<co
   c.validate();
   const std::size_t d = gradcomp::detail::total_size(tensors, "top_k");
   gradcomp::detail::check_index_fits<Index>(d, "top_k");
-  out.reset(d);
+  cpu::detail::prepare_for_overwrite(out, d);
   cpu::detail::top_k_into(policy, cpu::detail::segmented_input<T>(tensors), c.k, out);
 }
 
@@ -73,7 +73,7 @@ void compress_model_with(const exec::par_t& policy, const hard_threshold& c,
   c.validate();
   const std::size_t d = gradcomp::detail::total_size(tensors, "hard_threshold");
   gradcomp::detail::check_index_fits<Index>(d, "hard_threshold");
-  out.reset(d);
+  cpu::detail::prepare_for_overwrite(out, d);
   cpu::detail::compact_at_least(policy, cpu::detail::segmented_input<T>(tensors),
                                 cpu::detail::threshold_key<T>(c.lambda), out.indices, out.values);
 }

@@ -342,7 +342,11 @@ template <class T, class Index>
 top_k_path top_k_into(const exec::par_t& policy, const segmented_input<T>& x, std::size_t k,
                       sparse_vector<T, Index>& out) {
   const std::size_t d = x.size();
-  if (d == 0) return top_k_path::empty;
+  if (d == 0) {
+    out.indices.clear();
+    out.values.clear();
+    return top_k_path::empty;
+  }
   if (k >= d) {
     top_k_keep_all(policy, x, out);
     return top_k_path::keep_all;
@@ -398,7 +402,7 @@ template <std::floating_point T, class Index>
 void compress_with(const exec::par_t& policy, const top_k& c, std::span<const T> x, sparse_vector<T, Index>& out) {
   c.validate();
   gradcomp::detail::check_index_fits<Index>(x.size(), "top_k");
-  out.reset(x.size());
+  cpu::detail::prepare_for_overwrite(out, x.size());
   if (c.k < x.size() && x.size() < cpu::detail::top_k_sampling_from)
     cpu::detail::top_k_small(policy, x, c.k, out);  // the common per-layer case: no set-up at all
   else
@@ -415,7 +419,7 @@ double feedback_step_with(const exec::par_t& policy, const top_k& c, std::span<c
   c.validate();
   gradcomp::detail::check_index_fits<Index>(e.size(), "top_k");
   const std::size_t d = e.size();
-  out.reset(d);
+  cpu::detail::prepare_for_overwrite(out, d);
   if (c.k >= d || d < top_k_sampling_from) {
     feedback_input_with(policy, e, g, scale, e_new);
     top_k_into(policy, segmented_input<T>(std::span<const T>(e_new)), c.k, out);
