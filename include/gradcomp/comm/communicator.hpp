@@ -184,6 +184,23 @@ void alltoallv(Comm& comm, const scattered_bytes& send, gathered_bytes& received
   comm.start_alltoallv(std::span<const std::byte>(send.data), counts, received.receive()).wait();
 }
 
+/// The blocking collectives as members (c.barrier(), c.allgatherv(mine, all), ...), for a
+/// communicator that derives from it (CRTP); they forward to the free functions above.
+template <class Self>
+class blocking_members {
+ public:
+  void barrier() { comm::barrier(self()); }
+  void allgatherv(std::span<const std::byte> mine, gathered_bytes& all) { comm::allgatherv(self(), mine, all); }
+  void gatherv(std::span<const std::byte> mine, gathered_bytes& all, int root) {
+    comm::gatherv(self(), mine, all, root);
+  }
+  void broadcast(std::vector<std::byte>& buffer, int root) { comm::broadcast(self(), buffer, root); }
+  void alltoallv(const scattered_bytes& send, gathered_bytes& received) { comm::alltoallv(self(), send, received); }
+
+ private:
+  Self& self() noexcept { return static_cast<Self&>(*this); }
+};
+
 namespace detail {
 
 /// The collectives, for implementations that check every rank called the same one.

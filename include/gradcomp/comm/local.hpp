@@ -140,7 +140,8 @@ class local_group {
 };
 
 /// One rank's handle on a local_group; models gc::comm::communicator.
-class local_communicator {
+/// (c.barrier() and the other blocking members come from blocking_members.)
+class local_communicator : public blocking_members<local_communicator> {
  public:
   /// A pending operation of a local_communicator (gc::comm::request_handle).
   class request {
@@ -294,16 +295,6 @@ class local_communicator {
 
   request start_allreduce_sum(std::span<float> values) { return start_sum(values); }
   request start_allreduce_sum(std::span<double> values) { return start_sum(values); }
-
-  // The blocking collectives as members, as before the exchange contract (comm::allgatherv
-  // etc. work on any communicator).
-  void barrier() { comm::barrier(*this); }
-  void allgatherv(std::span<const std::byte> mine, gathered_bytes& all) { comm::allgatherv(*this, mine, all); }
-  void gatherv(std::span<const std::byte> mine, gathered_bytes& all, int root) {
-    comm::gatherv(*this, mine, all, root);
-  }
-  void broadcast(std::vector<std::byte>& buffer, int root) { comm::broadcast(*this, buffer, root); }
-  void alltoallv(const scattered_bytes& send, gathered_bytes& received) { comm::alltoallv(*this, send, received); }
 
  private:
   static std::uint64_t op(detail::collective_op o) { return static_cast<std::uint64_t>(o); }

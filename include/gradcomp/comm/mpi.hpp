@@ -45,7 +45,8 @@
 
 namespace gradcomp::comm {
 
-class mpi_communicator {
+/// The exchange contract over MPI (file comment above); the blocking members (c.barrier(), ...) come from blocking_members.
+class mpi_communicator : public blocking_members<mpi_communicator> {
   struct operation;
   struct engine;
 
@@ -167,16 +168,6 @@ class mpi_communicator {
 
   request start_allreduce_sum(std::span<float> values) { return start_sum(values); }
   request start_allreduce_sum(std::span<double> values) { return start_sum(values); }
-
-  // The blocking collectives as members, as before the exchange contract (comm::allgatherv
-  // etc. work on any communicator).
-  void barrier() { comm::barrier(*this); }
-  void allgatherv(std::span<const std::byte> mine, gathered_bytes& all) { comm::allgatherv(*this, mine, all); }
-  void gatherv(std::span<const std::byte> mine, gathered_bytes& all, int root) {
-    comm::gatherv(*this, mine, all, root);
-  }
-  void broadcast(std::vector<std::byte>& buffer, int root) { comm::broadcast(*this, buffer, root); }
-  void alltoallv(const scattered_bytes& send, gathered_bytes& received) { comm::alltoallv(*this, send, received); }
 
  private:
   /// One operation and its phases. Phase 0 is the header exchange; phases 1 .. phases are
