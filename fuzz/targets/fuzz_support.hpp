@@ -151,6 +151,18 @@ bool check_decoder(std::span<const std::byte> in, const P& prior, Expected&& exp
   return true;
 }
 
+/// Runs run_one.template operator()<Index>() for 32-, 64- and 16-bit indices (each returns
+/// whether the decoder accepted the input) and checks that a dimension fitting a narrower
+/// index type fits every wider one.
+template <class RunOne>
+void check_index_widths(RunOne&& run_one) {
+  const bool narrow = run_one.template operator()<std::uint32_t>();
+  const bool wide = run_one.template operator()<std::uint64_t>();
+  const bool small = run_one.template operator()<std::uint16_t>();
+  GRADCOMP_FUZZ_CHECK(!small || narrow);
+  GRADCOMP_FUZZ_CHECK(!narrow || wide);
+}
+
 }  // namespace gradcomp_fuzz
 
 // The replaceable global allocation functions, counting (every form, so that none of the
