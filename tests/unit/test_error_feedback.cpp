@@ -1108,6 +1108,34 @@ TEST_CASE_TEMPLATE("error_feedback: undo takes back exactly the last step, once"
   CHECK_THROWS_AS(ef.undo(), gc::error);
 }
 
+TEST_CASE("error_feedback: assign_error replaces the residual, keeps metrics and step, and refuses bad input") {
+  using T = float;
+  gc::error_feedback<gc::top_k, T> ef(gc::top_k{.k = 1}, 4);
+  const std::vector<T> g{1, -3, 2, 0.5f};
+  ef.compress(gc::exec::seq, std::span<const T>(g), T(1));
+  const gc::feedback_metrics m = ef.metrics();
+  const std::vector<T> e{0.25f, -1, 0, 7};
+  ef.assign_error(std::span<const T>(e));
+  CHECK(std::vector<T>(ef.error().begin(), ef.error().end()) == e);
+  CHECK(ef.metrics().steps == m.steps);
+  CHECK(ef.metrics().total_error == m.total_error);
+  CHECK_FALSE(ef.can_undo());
+  // The next step starts from the assigned residual: p = e + g, Top-1 sends p[3] = 7.5.
+  const auto& msg = ef.compress(gc::exec::seq, std::span<const T>(g), T(1));
+  REQUIRE(msg.indices == std::vector<std::uint32_t>{3});
+  CHECK(msg.values == std::vector<T>{7.5f});
+  CHECK(std::vector<T>(ef.error().begin(), ef.error().end()) == std::vector<T>{1.25f, -4, 2, 0});
+  // Wrong length or a non-finite value: refused, nothing changes.
+  const std::vector<T> before(ef.error().begin(), ef.error().end());
+  CHECK_THROWS_WITH_AS(ef.assign_error(std::span<const T>(e.data(), 3)),
+                       doctest::Contains("got 3 values for a residual of dimension 4"), gc::error);
+  const std::vector<T> bad{0, std::numeric_limits<T>::quiet_NaN(), 0, 0};
+  CHECK_THROWS_WITH_AS(ef.assign_error(std::span<const T>(bad)), doctest::Contains("e[1] = nan is not finite"),
+                       gc::error);
+  CHECK(std::vector<T>(ef.error().begin(), ef.error().end()) == before);
+  CHECK(ef.can_undo());  // the failed assignments left the last step undoable
+}
+
 // ---------------------------------------------------------------------------------------
 // 9. Non-finite input, failed steps and undo, in-place storage, the aggregation class,
 //    canonical checkpoints.

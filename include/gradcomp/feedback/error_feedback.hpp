@@ -142,6 +142,19 @@ class error_feedback {
     can_undo_ = false;
   }
 
+  /// Replaces the residual by e (dim() finite values); metrics and the compressor's state are
+  /// kept. For trainers that regroup their tensors (a DDP bucket rebuild moves parameters
+  /// between buckets, and their residuals with them). Throws gc::error, changing nothing, if
+  /// e has the wrong length or a non-finite value; afterwards there is nothing to undo.
+  void assign_error(std::span<const T> e) {
+    if (e.size() != dim())
+      detail::fail(where().c_str(), "assign_error: got ", e.size(), " values for a residual of dimension ", dim());
+    if (const std::size_t i = detail::first_non_finite(e); i < e.size())
+      detail::fail(where().c_str(), "assign_error: e[", i, "] = ", e[i], " is not finite (the residual is always finite)");
+    std::copy(e.begin(), e.end(), residual_.begin());
+    can_undo_ = false;
+  }
+
   /// Whether undo() would succeed.
   bool can_undo() const noexcept { return can_undo_; }
 
