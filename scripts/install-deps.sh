@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs (with apt-get) only the Debian packages that are missing.
-# Usage: scripts/install-deps.sh
+# Usage: scripts/install-deps.sh [--python] [--matplotlib]
+#   --python      also what the Python package and its tests need (python/, tests/python/)
+#   --matplotlib  also matplotlib (the PyTorch hooks comparison's plot)
 set -euo pipefail
 
 # libtbb-dev, libhwy-dev: exec::par (gradcomp::tbb); libbenchmark-dev, python3: bench/ and its table script.
@@ -10,6 +12,15 @@ set -euo pipefail
 # clang-14, libclang-rt-14-dev: the fuzz targets (libFuzzer and the sanitizer runtimes; ctest label fuzz).
 packages=(cmake g++ make doctest-dev libtbb-dev libhwy-dev libbenchmark-dev python3 libopenmpi-dev openmpi-bin
           libcli11-dev dataset-fashion-mnist gnuplot-nox clang-14 libclang-rt-14-dev)
+for arg in "$@"; do
+  case "$arg" in
+    # python3-dev, pybind11-dev, libdlpack-dev: gradcomp._core; python3-numpy, python3-torch:
+    # the package's tests and gradcomp.torch (Debian's PyTorch 1.13, CPU, gloo).
+    --python) packages+=(python3-dev pybind11-dev libdlpack-dev python3-numpy python3-torch) ;;
+    --matplotlib) packages+=(python3-matplotlib) ;;
+    *) echo "install-deps: unknown option $arg (known: --python, --matplotlib)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for pkg in "${packages[@]}"; do

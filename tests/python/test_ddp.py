@@ -216,6 +216,63 @@ class TestHookExact4(unittest.TestCase):
         spawn(4, scenarios_4)
 
 
+# ---- low-precision gradients --------------------------------------------------------------------
+
+
+class FakeBucket:
+    """What the hook reads of a dist.GradBucket. DDP itself cannot run a float16 model on
+    gloo in torch 1.13 (its parameter broadcast rejects the dtype), so the hook is called
+    directly, as DDP would call it."""
+
+    def __init__(self, index, buffer, params, last):
+        self._index, self._buffer, self._params, self._last = index, buffer, params, last
+
+    def index(self):
+        return self._index
+
+    def buffer(self):
+        return self._buffer
+
+    def parameters(self):
+        return self._params
+
+    def is_last(self):
+        return self._last
+
+
+def low_precision_scenario(rank, world):
+    for dtype in (torch.float16, torch.bfloat16):
+        model = Injected().to(dtype)
+        layout = [["e", "d"], ["c", "b", "a"]]
+        params = dict(model.named_parameters())
+        state = gct.State(model, compressor_factory("top_k"))
+        make = compressor_factory("top_k")
+        residuals = {r: {n: torch.zeros(math.prod(s)) for n, s in SHAPES.items()} for r in range(world)}
+        for t in range(3):
+            # Gradients that float16 holds exactly, so every rank's reference sees the same values.
+            grads = {r: {n: injected_gradient(r, t, n, "normal").to(dtype).float() for n in SHAPES}
+                     for r in range(world)}
+            futures = []
+            for b, names in enumerate(layout):
+                buffer = torch.cat([grads[rank][n].reshape(-1) for n in names]).to(dtype)
+                futures.append((names, buffer, gct.hook(state, FakeBucket(b, buffer, [params[n] for n in names],
+                                                                         b == len(layout) - 1))))
+            for names, buffer, fut in futures:
+                out = fut.wait()
+                assert out.dtype == dtype and out.data_ptr() == buffer.data_ptr(), (out.dtype, dtype)
+                expected = reference_step(world, names, grads, residuals, make, t, 1.0)
+                assert torch.equal(out, torch.cat([expected[n] for n in names]).to(dtype)), f"{dtype} t={t}"
+            # The residuals are float32 and hold what float16 could not.
+            for n, e in state.residuals().items():
+                assert e.dtype == torch.float32
+                assert torch.equal(e.reshape(-1), residuals[rank][n.split(".")[-1]]), f"{dtype} residual {n}"
+
+
+class TestHookLowPrecision(unittest.TestCase):
+    def test_float16_and_bfloat16_buckets_keep_float32_residuals(self):
+        spawn(2, low_precision_scenario)
+
+
 # ---- errors ------------------------------------------------------------------------------------
 
 
