@@ -276,66 +276,51 @@ class TestHookLowPrecision(unittest.TestCase):
 # ---- errors ------------------------------------------------------------------------------------
 
 
+def expect_error(kind, text, call):
+    """call() must raise `kind` with `text` in its message."""
+    try:
+        call()
+    except kind as e:
+        assert text in str(e), f"expected {text!r} in {e!r}"
+        return
+    raise AssertionError(f"no {kind.__name__} ({text!r})")
+
+
 def error_scenarios(rank, world):
-    model = Injected()
-    ddp = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=BUCKET_CAP_MB)
+    ddp = torch.nn.parallel.DistributedDataParallel(Injected(), bucket_cap_mb=BUCKET_CAP_MB)
     grads = {n: injected_gradient(rank, 0, n, "normal") for n in SHAPES}
 
-    try:
-        gct.State(ddp, "top_k")
-        raise AssertionError("a string compressor was accepted")
-    except TypeError as e:
-        assert "compressor must be a gradcomp compressor" in str(e), e
-    try:
-        gct.State(ddp, gc.top_k(k=1), policy="gpu")
-        raise AssertionError("a bad policy was accepted")
-    except ValueError as e:
-        assert "policy must be 'par' or 'seq'" in str(e), e
+    expect_error(TypeError, "compressor must be a gradcomp compressor", lambda: gct.State(ddp, "top_k"))
+    expect_error(ValueError, "policy must be 'par' or 'seq'", lambda: gct.State(ddp, gc.top_k(k=1), policy="gpu"))
+    expect_error(ValueError, "start_iter must be an int >= 0", lambda: gct.State(ddp, gc.top_k(k=1), start_iter=-1))
 
-    # Ranks whose random_k seeds differ cannot sum their messages: every rank raises.
+    # Ranks whose random_k seeds differ cannot sum their messages: every rank raises, through
+    # backward, and the failed step leaves no residual behind.
     state = gct.register(ddp, gc.random_k(k=10, seed=rank))
-    try:
-        ddp(grads).backward()
-        raise AssertionError("mismatched seeds were accepted")
-    except RuntimeError as e:
-        assert "messages do not add up" in str(e), e
-    # The failed step left no residual behind.
+    expect_error(RuntimeError, "messages do not add up", lambda: ddp(grads).backward())
     assert all(float(v.abs().max()) == 0.0 for v in state.residuals().values())
 
     # A callable that does not return a compressor fails on every rank, through backward.
     other = torch.nn.parallel.DistributedDataParallel(Injected(), bucket_cap_mb=BUCKET_CAP_MB)
     gct.register(other, lambda d: "top_k")
-    try:
-        other(grads).backward()
-        raise AssertionError("a bad compressor callable was accepted")
-    except RuntimeError as e:
-        assert "the compressor callable returned str" in str(e), e
+    expect_error(RuntimeError, "the compressor callable returned str", lambda: other(grads).backward())
 
     # A checkpoint for another model is refused before anything changes.
     good = torch.nn.parallel.DistributedDataParallel(Injected(), bucket_cap_mb=BUCKET_CAP_MB)
     s = gct.register(good, gc.top_k(k=5))
     good(grads).backward()
     saved = s.state_dict()
-    wrong = dict(saved, residuals=dict(saved["residuals"], **{"module.zz": torch.zeros(3)}))
-    try:
-        s.load_state_dict(wrong)
-        raise AssertionError("a residual for an unknown parameter was accepted")
-    except ValueError as e:
-        assert "which this model does not have" in str(e), e
-    shape = dict(saved, residuals=dict(saved["residuals"], **{"module.b": torch.zeros(3)}))
-    try:
-        s.load_state_dict(shape)
-        raise AssertionError("a residual of the wrong shape was accepted")
-    except ValueError as e:
-        assert "expected float32 (500,)" in str(e), e
+    unknown = dict(saved, residuals=dict(saved["residuals"], **{"module.zz": torch.zeros(3)}))
+    expect_error(ValueError, "which this model does not have", lambda: s.load_state_dict(unknown))
+    reshaped = dict(saved, residuals=dict(saved["residuals"], **{"module.b": torch.zeros(3)}))
+    expect_error(ValueError, "expected float32 (500,)", lambda: s.load_state_dict(reshaped))
+    expect_error(ValueError, "not a gradcomp.torch.State state", lambda: s.load_state_dict({"format": "x"}))
     assert torch.equal(s.residuals()["module.a"], saved["residuals"]["module.a"])
-    try:
-        s.undo_last_step()
-        s.undo_last_step()
-        raise AssertionError("undo_last_step twice was accepted")
-    except RuntimeError as e:
-        assert "no compressed step to take back" in str(e), e
+    # The trainer may take its last step back, once.
+    s.undo_last_step()
     assert all(float(v.abs().max()) == 0.0 for v in s.residuals().values())
+    assert s.metrics()["steps"] == 0
+    expect_error(RuntimeError, "no compressed step to take back", s.undo_last_step)
 
 
 class TestHookErrors(unittest.TestCase):
