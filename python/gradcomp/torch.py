@@ -260,17 +260,22 @@ class State:
             if job is None:
                 return
             bucket, buffer, params, is_last, scale, result = job
+            out, error = None, None
             try:
                 out = self._exchange(buffer, params, scale)
             except BaseException as e:  # noqa: BLE001 (reported through the future)
+                error = e
                 self._log.skipped = True  # backward raises: no optimizer step, so roll the step back
+            try:
                 self._finish_iteration(is_last)
-                result.set_exception(e)
+            except BaseException as e:  # noqa: BLE001
+                error = error or e
+            # The future is always completed: DDP waits on it.
+            if error is not None:
+                result.set_exception(error)
             else:
-                self._finish_iteration(is_last)
                 result.set_result(out)
-            finally:
-                self._jobs.task_done()
+            self._jobs.task_done()
 
     def _drain(self) -> None:
         """Waits until the worker has finished every bucket handed to it."""
@@ -280,22 +285,24 @@ class State:
     def _exchange(self, buffer: torch.Tensor, params, scale: float) -> torch.Tensor:
         if self.iteration < self.start_iter:
             return self._dense(buffer)
-        b = self._bucket_for(params, buffer)
-        g = buffer if buffer.dtype == torch.float32 and buffer.is_contiguous() else buffer.float().contiguous()
-        before = b.feedback.metrics["total_error"]
+        # Anything that goes wrong before the header exchange is reported through it, so that
+        # every rank raises instead of some waiting for a collective that never comes.
         t0 = time.perf_counter()
-        status, message, failure = _OK, None, None
+        status, message, failure, b, g, before = _OK, None, None, None, None, 0.0
         try:
+            b = self._bucket_for(params, buffer)
+            g = buffer if buffer.dtype == torch.float32 and buffer.is_contiguous() else buffer.float().contiguous()
+            before = b.feedback.metrics["total_error"]
             message = b.feedback.compress(g, 1.0 / scale, policy=self.policy)
-        except _gc.Error as e:
-            if not bool(torch.isfinite(g).all()):
+        except Exception as e:  # noqa: BLE001
+            if isinstance(e, _gc.Error) and g is not None and not bool(torch.isfinite(g).all()):
                 status = _SKIPPED
             else:
                 status, failure = _FAILED, e
         compute = time.perf_counter() - t0
 
-        gather = b.feedback.compressor.aggregation == "gather"
-        key = message.summation_key if (message is not None and not gather) else ()
+        gather = message is None or b.feedback.compressor.aggregation == "gather"
+        key = () if gather else message.summation_key
         size = message.wire_bytes if message is not None else 0
         header = torch.tensor([status, size, *key] + [0] * (4 - len(key)), dtype=torch.int64)
         headers = [torch.empty_like(header) for _ in range(self.world_size)]
@@ -361,8 +368,8 @@ class State:
         buffer.copy_(mean)
         return buffer
 
-    def _take_back(self, b: _Bucket, message) -> None:
-        if message is not None:
+    def _take_back(self, b: Optional[_Bucket], message) -> None:
+        if b is not None and message is not None:
             b.feedback.undo()
 
     def _dense(self, buffer: torch.Tensor) -> torch.Tensor:

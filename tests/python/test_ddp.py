@@ -305,6 +305,13 @@ def error_scenarios(rank, world):
     gct.register(other, lambda d: "top_k")
     expect_error(RuntimeError, "the compressor callable returned str", lambda: other(grads).backward())
 
+    # A failure on one rank only: that rank raises its own error, the others name it; none hangs.
+    lopsided = torch.nn.parallel.DistributedDataParallel(Injected(), bucket_cap_mb=BUCKET_CAP_MB)
+    gct.register(lopsided, lambda d: gc.top_k(k=5) if rank != world - 1 else "top_k")
+    expect_error(RuntimeError,
+                 "the compressor callable returned str" if rank == world - 1 else f"rank {world - 1} failed",
+                 lambda: lopsided(grads).backward())
+
     # A checkpoint for another model is refused before anything changes.
     good = torch.nn.parallel.DistributedDataParallel(Injected(), bucket_cap_mb=BUCKET_CAP_MB)
     s = gct.register(good, gc.top_k(k=5))
