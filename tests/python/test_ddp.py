@@ -11,6 +11,7 @@ decoded messages are summed in rank order and divided by the number of ranks.
 
 import io
 import math
+import time
 import unittest
 import zlib
 
@@ -271,6 +272,33 @@ def low_precision_scenario(rank, world):
 class TestHookLowPrecision(unittest.TestCase):
     def test_float16_and_bfloat16_buckets_keep_float32_residuals(self):
         spawn(2, low_precision_scenario)
+
+
+def overlap_scenario(rank, world):
+    """The hook returns at once and the exchange completes later, while the caller goes on:
+    rank 0's bucket cannot complete before the last rank, which is late, joins it."""
+    model = Injected()
+    params = dict(model.named_parameters())
+    state = gct.State(model, gc.top_k(k=10))
+    late = 1.0
+    if rank == world - 1:
+        time.sleep(late)
+    buffer = torch.ones(math.prod(SHAPES["b"]))
+    t0 = time.perf_counter()
+    fut = gct.hook(state, FakeBucket(0, buffer, [params["b"]], True))
+    returned = time.perf_counter() - t0
+    if rank == 0:
+        assert returned < 0.25 * late, f"the hook blocked for {returned:.3f} s"
+        assert not fut.done(), "the exchange completed before the late rank joined it"
+    fut.wait()
+    if rank == 0:
+        assert time.perf_counter() - t0 > 0.5 * late
+    state.close()
+
+
+class TestHookOverlap(unittest.TestCase):
+    def test_the_hook_returns_before_its_exchange_completes(self):
+        spawn(2, overlap_scenario)
 
 
 # ---- errors ------------------------------------------------------------------------------------
