@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Installs (with apt-get) only the Debian packages that are missing.
-# Usage: scripts/install-deps.sh [--python] [--matplotlib]
-#   --python      also what the Python package and its tests need (python/, tests/python/)
-#   --matplotlib  also matplotlib (the PyTorch hooks comparison's plot)
+# Usage: scripts/install-deps.sh [--python]
+#   --python  also what the Python package, its tests and the PyTorch examples need
 set -euo pipefail
 
 # libtbb-dev, libhwy-dev: exec::par (gradcomp::tbb); libbenchmark-dev, python3: bench/ and its table script.
@@ -15,10 +14,10 @@ packages=(cmake g++ make doctest-dev libtbb-dev libhwy-dev libbenchmark-dev pyth
 for arg in "$@"; do
   case "$arg" in
     # python3-dev, pybind11-dev, libdlpack-dev: gradcomp._core; python3-numpy, python3-torch:
-    # the package's tests and gradcomp.torch (Debian's PyTorch 1.13, CPU, gloo).
-    --python) packages+=(python3-dev pybind11-dev libdlpack-dev python3-numpy python3-torch) ;;
-    --matplotlib) packages+=(python3-matplotlib) ;;
-    *) echo "install-deps: unknown option $arg (known: --python, --matplotlib)" >&2; exit 2 ;;
+    # the package's tests and gradcomp.torch (Debian's PyTorch 1.13, CPU, gloo);
+    # python3-matplotlib: the plot of examples/pytorch/compare_hooks.py (also run by the tests).
+    --python) packages+=(python3-dev pybind11-dev libdlpack-dev python3-numpy python3-torch python3-matplotlib) ;;
+    *) echo "install-deps: unknown option $arg (known: --python)" >&2; exit 2 ;;
   esac
 done
 

@@ -136,6 +136,7 @@ class State:
         self._totals = dict(steps=0, skipped_steps=0, dense_steps=0, message_bytes=0, sent_bytes=0,
                             received_bytes=0, total_error=0.0, compute_seconds=0.0)
         self._last_step = dict(message_bytes=0, sent_bytes=0, squared_error=0.0, compute_seconds=0.0)
+        self._step_before_last = self._last_step  # what undo_last_step restores
         self._lock = threading.Lock()
         self._jobs: "queue.Queue" = queue.Queue()
         self._worker: Optional[threading.Thread] = None
@@ -222,6 +223,8 @@ class State:
             t["sent_bytes"] -= log.sent_bytes
             t["received_bytes"] -= log.received_bytes
             t["total_error"] -= log.squared_error
+            t["compute_seconds"] -= log.compute_seconds
+            self._last_step = self._step_before_last
             self._last_log = None
 
     def close(self) -> None:
@@ -404,6 +407,7 @@ class State:
             for k in ("message_bytes", "sent_bytes", "received_bytes", "compute_seconds"):
                 t[k] += getattr(log, k)
             t["total_error"] += log.squared_error
+            self._step_before_last = self._last_step
             self._last_step = dict(message_bytes=log.message_bytes, sent_bytes=log.sent_bytes,
                                    squared_error=log.squared_error, compute_seconds=log.compute_seconds)
             self._last_log = log

@@ -351,10 +351,15 @@ def error_scenarios(rank, world):
     expect_error(ValueError, "expected float32 (500,)", lambda: s.load_state_dict(reshaped))
     expect_error(ValueError, "not a gradcomp.torch.State state", lambda: s.load_state_dict({"format": "x"}))
     assert torch.equal(s.residuals()["module.a"], saved["residuals"]["module.a"])
-    # The trainer may take its last step back, once.
+    # The trainer may take its last step back, once: residuals and every metric return.
+    before_step = s.metrics()
     s.undo_last_step()
     assert all(float(v.abs().max()) == 0.0 for v in s.residuals().values())
-    assert s.metrics()["steps"] == 0
+    after = s.metrics()
+    assert after["steps"] == 0 and after["skipped_steps"] == 1, after
+    for k in ("message_bytes", "sent_bytes", "received_bytes", "total_error", "compute_seconds"):
+        assert after[k] == 0, (k, after[k], before_step[k])
+    assert after["last_step"] == {"message_bytes": 0, "sent_bytes": 0, "squared_error": 0.0, "compute_seconds": 0.0}
     expect_error(RuntimeError, "no compressed step to take back", s.undo_last_step)
 
 
