@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A fuzzing campaign longer than ctest's (label fuzz runs each target for 20 s):
+# A fuzzing campaign longer than ctest's (label fuzz runs each target for 10 s):
 #   scripts/fuzz.sh                     every target for 10 minutes, one after the other
 #   scripts/fuzz.sh 3600                every target for an hour
 #   scripts/fuzz.sh 600 decode_sparse error_feedback_load    only these targets
