@@ -455,7 +455,7 @@ def parse_args(argv=None):
                         "was measured (a sweep of the default run) to send about as many bytes in all as Top-k 1%%: "
                         "3.41 MB vs 3.26 MB per rank over 400 steps; hard_threshold.matching_top_k(1017) = 0.0157 "
                         "sent 4x as much. With error feedback it sends more early and less late")
-    p.add_argument("--time-steps", type=int, default=50,
+    p.add_argument("--time-steps", type=int, default=400,
                    help="timed steps per hook in the 1-process group (0: skip the timing)")
     p.add_argument("--out", default=os.path.join(REPO, "out", "pytorch"), help="directory for the CSVs and plot")
     p.add_argument("--docs-image", default=os.path.join(REPO, "docs", "images", "pytorch_hooks.png"),

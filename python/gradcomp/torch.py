@@ -359,7 +359,9 @@ class State:
 
         if scale != 1.0:
             mean.mul_(scale)  # back to the units of the gradients the hook was given
-        if not bool(torch.isfinite(mean).all()):
+        # A sum is finite only if every term is, so one sum usually settles it; if the sum
+        # overflowed, the exact check decides.
+        if not math.isfinite(float(mean.sum())) and not bool(torch.isfinite(mean).all()):
             # Every rank has the same mean, so every rank gets here: the scaler will skip.
             self._take_back(b, message)
             log.skipped = True
