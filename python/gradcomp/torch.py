@@ -238,8 +238,7 @@ class State:
 
     def _hook(self, bucket: dist.GradBucket) -> "torch.futures.Future[torch.Tensor]":
         result: torch.futures.Future = torch.futures.Future()
-        job = (bucket, bucket.buffer(), list(bucket.parameters()), bool(bucket.is_last()), self._scale_now(),
-               result)
+        job = (bucket.buffer(), list(bucket.parameters()), bool(bucket.is_last()), self._scale_now(), result)
         if self._worker is None:
             self._worker = threading.Thread(target=self._work, name="gradcomp.torch", daemon=True)
             self._worker.start()
@@ -262,7 +261,7 @@ class State:
             job = self._jobs.get()
             if job is None:
                 return
-            bucket, buffer, params, is_last, scale, result = job
+            buffer, params, is_last, scale, result = job
             out, error = None, None
             try:
                 out = self._exchange(buffer, params, scale)
@@ -326,11 +325,13 @@ class State:
             log.skipped = True
             return buffer.fill_(math.nan)
 
-        mean = torch.zeros(b.feedback.dim, dtype=torch.float32)
+        # The mean is formed in the bucket itself when it is float32 (error feedback has read g
+        # already); a float16 / bfloat16 bucket gets it converted at the end.
+        mean = buffer.zero_() if g is buffer else torch.zeros(b.feedback.dim, dtype=torch.float32)
         if gather:
             sizes = [int(h[1]) for h in headers]
             padded = max(sizes)
-            send = torch.zeros(padded, dtype=torch.uint8)
+            send = torch.empty(padded, dtype=torch.uint8)  # the padding is never decoded
             message.encode_into(send)
             received = [torch.empty(padded, dtype=torch.uint8) for _ in range(self.world_size)]
             dist.all_gather(received, send, group=self.group)
@@ -370,7 +371,8 @@ class State:
         log.message_bytes += size
         log.squared_error += b.feedback.metrics["total_error"] - before
         log.compute_seconds += compute
-        buffer.copy_(mean)
+        if mean is not buffer:
+            buffer.copy_(mean)
         return buffer
 
     def _take_back(self, b: Optional[_Bucket], message) -> None:

@@ -18,8 +18,7 @@ class feedback_impl final : public feedback_base {
 
   py::object compress(py::handle g, double scale, policy_choice p) override {
     const tensor_view v = borrow(g, "g", element::float32, access::read);
-    if (!std::isfinite(scale)) throw gradcomp::error("gradcomp::ErrorFeedback.compress: scale must be finite");
-    {
+    {  // error_feedback checks the scale (after its rounding to float) and g
       py::gil_scoped_release unlocked;
       with_policy(p, [&](const auto& policy) { ef_.compress(policy, read_floats(v), static_cast<float>(scale)); });
     }
@@ -121,8 +120,7 @@ py::class_<C> bind_compressor(py::module_& m, const char* doc) {
 
 /// "top_k(k=1000)": the class name and its parameters as keyword arguments.
 template <class C>
-std::string repr_of(const C& c, std::initializer_list<std::pair<const char*, std::string>> fields) {
-  (void)c;
+std::string repr_of(const C&, std::initializer_list<std::pair<const char*, std::string>> fields) {
   std::string s = std::string(C::name) + "(";
   bool first = true;
   for (const auto& [k, v] : fields) {

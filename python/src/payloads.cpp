@@ -97,8 +97,8 @@ py::class_<P> bind_payload(py::module_& m, const char* name, const char* doc) {
     cls.def_property_readonly(
            "summation_key",
            [](const P& p) {
-             py::tuple t(summation<P>::key(p).size());
              const auto key = summation<P>::key(p);
+             py::tuple t(key.size());
              for (std::size_t i = 0; i < key.size(); ++i) t[i] = key[i];
              return t;
            },
