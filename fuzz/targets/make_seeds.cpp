@@ -86,7 +86,8 @@ void seeded_seeds() {
             gc::encode(p));
     }
   }
-  // Large dims with few values: where a bitmap would be much larger than the message.
+  // Large dims with few values: the scratch must stay O(k). (2^22 is the largest dim the
+  // target decodes with k >= 1, since regenerating hashes every index; 2^33 is skipped there.)
   for (const std::uint64_t dim : {std::uint64_t{1} << 22, std::uint64_t{1} << 33}) {
     if (sizeof(Index) == 4 && dim > 0xffffffffu) continue;
     gc::seeded_sparse_vector<T, Index> p;

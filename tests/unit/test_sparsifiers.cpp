@@ -707,78 +707,127 @@ TEST_CASE_TEMPLATE("unbiased_random_k: a finite x_i whose d/k scaling overflows 
   for (std::size_t j = 0; j < 2; ++j) CHECK(gt::bits(pr.values[j]) == gt::bits(x[pr.indices[j]]));
 }
 
-TEST_CASE("random_k: the indices of (d, k, seed, step) are pinned, whatever holds the drawn set") {
+namespace {
+
+/// Random-k's index set by its definition, with nothing clever: hash every index, sort by
+/// hash, keep the first k, sort them.
+std::vector<std::uint64_t> k_smallest_hashes(std::uint64_t n, std::uint64_t k, std::uint64_t seed, std::uint64_t step) {
+  const gc::detail::counter_stream stream(seed, step);
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> by_hash(n);
+  for (std::uint64_t i = 0; i < n; ++i) by_hash[i] = {gc::detail::random_k_hash(stream, i), i};
+  std::sort(by_hash.begin(), by_hash.end());
+  std::vector<std::uint64_t> kept(k);
+  for (std::uint64_t j = 0; j < k; ++j) kept[j] = by_hash[j].second;
+  std::sort(kept.begin(), kept.end());
+  return kept;
+}
+
+std::uint64_t fnv1a_of(const std::vector<std::uint64_t>& v) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const std::uint64_t x : v)
+    for (int b = 0; b < 8; ++b) h = (h ^ ((x >> (8 * b)) & 0xff)) * 0x100000001b3ULL;
+  return h;
+}
+
+}  // namespace
+
+TEST_CASE("random_k: the index set is the k indices with the smallest hashes") {
+  // Hashes of distinct indices are distinct (an odd multiplier and a bijective mixer).
+  {
+    const gc::detail::counter_stream stream(5, 6);
+    std::set<std::uint64_t> seen;
+    for (std::uint64_t i = 0; i < 200000; ++i) seen.insert(gc::detail::random_k_hash(stream, i));
+    CHECK(seen.size() == 200000);
+  }
+  // Against the definition on many random (n, k, seed, step), 32- and 64-bit indices.
+  std::mt19937_64 rng(2024);
+  for (int t = 0; t < 1500; ++t) {
+    const std::uint64_t n = 1 + rng() % (t % 10 == 0 ? 70000 : 300);
+    const std::uint64_t k = rng() % (n + 1);
+    const std::uint64_t seed = rng(), step = rng();
+    CAPTURE(n);
+    CAPTURE(k);
+    const std::vector<std::uint64_t> want = k_smallest_hashes(n, k, seed, step);
+    std::vector<std::uint32_t> a;
+    std::vector<std::uint64_t> b;
+    gc::detail::shared_random_indices(n, k, seed, step, a);
+    gc::detail::shared_random_indices(n, k, seed, step, b);
+    REQUIRE(b == want);
+    REQUIRE(std::equal(a.begin(), a.end(), want.begin(), want.end()));
+  }
+}
+
+TEST_CASE("random_k: the indices of (d, k, seed, step) are pinned (wire version 2)") {
   // The wire carries (seed, step, k) and the receiver regenerates the indices: which indices a
   // tuple means is a contract between versions and back ends. FNV-1a 64 of the indices (as
-  // little-endian u64), the first and the last, computed before decode switched to O(k) scratch.
+  // little-endian u64), the first and the last; the small cases also against the definition.
   struct golden {
     std::uint64_t n, k, seed, step, fnv, first, last;
   };
   const golden cases[] = {
-      {100ULL, 1ULL, 0x123456789abcdefULL, 0x5ULL, 0xa71ba05c90f2c806ULL, 99ULL, 99ULL},
-      {100ULL, 10ULL, 0x7ULL, 0x0ULL, 0x8787eff4f3799b1cULL, 2ULL, 94ULL},
-      {1000ULL, 999ULL, 0x1ULL, 0x2ULL, 0xbd8e3acc8e7bb283ULL, 0ULL, 999ULL},
-      {1048576ULL, 100ULL, 0x2aULL, 0x7ULL, 0xa4c480adde61312cULL, 43042ULL, 1026698ULL},
-      {1048576ULL, 5000ULL, 0x2aULL, 0x8ULL, 0xf59fccb44d8202e0ULL, 156ULL, 1048499ULL},
-      {16777216ULL, 3ULL, 0xffffffffffffffffULL, 0x8000000000000000ULL, 0x18059687516ff055ULL, 2062695ULL, 12173751ULL},
-      {5000000ULL, 200ULL, 0x9ULL, 0x9ULL, 0x31a3a379cd0eee9cULL, 5369ULL, 4948291ULL},
-      {5000000ULL, 4000ULL, 0x9ULL, 0xaULL, 0x8e84333de0203fc0ULL, 2161ULL, 4998851ULL},
-      {8589934597ULL, 50ULL, 0x3ULL, 0x4ULL, 0xefedcdc856785978ULL, 425593037ULL, 8538319028ULL},
-      {70000ULL, 35000ULL, 0xbULL, 0xcULL, 0x94d8b750a5b99f0bULL, 0ULL, 69999ULL},
+      {100ULL, 1ULL, 0x123456789abcdefULL, 0x5ULL, 0xb0f1bfe9d09fe8bdULL, 56ULL, 56ULL},
+      {100ULL, 10ULL, 0x7ULL, 0x0ULL, 0xb870b9b57baf131bULL, 4ULL, 89ULL},
+      {1000ULL, 999ULL, 0x1ULL, 0x2ULL, 0x195bd9bdfe62d0cfULL, 0ULL, 999ULL},
+      {1048576ULL, 100ULL, 0x2aULL, 0x7ULL, 0x3c649c76058c3294ULL, 7687ULL, 1035911ULL},
+      {1048576ULL, 5000ULL, 0x2aULL, 0x8ULL, 0x94a7c816a50043a8ULL, 358ULL, 1048163ULL},
+      {16777216ULL, 3ULL, 0xffffffffffffffffULL, 0x8000000000000000ULL, 0x6a06b2003cb971a0ULL, 4604043ULL, 13043309ULL},
+      {5000000ULL, 200ULL, 0x9ULL, 0x9ULL, 0xadc3088412afa4c4ULL, 4007ULL, 4986399ULL},
+      {5000000ULL, 4000ULL, 0x9ULL, 0xaULL, 0x37356c72e771eb7aULL, 3477ULL, 4999733ULL},
+      {70000ULL, 35000ULL, 0xbULL, 0xcULL, 0x6be2354a994cadf1ULL, 5ULL, 69997ULL},
   };
-  using membership = gc::detail::index_membership;
   for (const golden& g : cases) {
-    for (const membership m : {membership::fastest, membership::bounded, membership::bitmap, membership::hash_set}) {
-      if (m == membership::bitmap && g.n > (std::uint64_t{1} << 32)) continue;  // a 1 GiB bitmap: skip
-      CAPTURE(g.n);
-      CAPTURE(g.k);
-      CAPTURE(static_cast<int>(m));
-      std::vector<std::uint64_t> out;
-      gc::detail::shared_random_indices(g.n, g.k, g.seed, g.step, out, m);
-      REQUIRE(out.size() == g.k);
-      std::uint64_t h = 0xcbf29ce484222325ULL;
-      for (const std::uint64_t v : out)
-        for (int b = 0; b < 8; ++b) h = (h ^ ((v >> (8 * b)) & 0xff)) * 0x100000001b3ULL;
-      CHECK(h == g.fnv);
-      CHECK(out.front() == g.first);
-      CHECK(out.back() == g.last);
-    }
-  }
-  // The structures agree on many small random (n, k, seed, step), 32- and 64-bit indices.
-  std::mt19937_64 rng(2024);
-  for (int t = 0; t < 3000; ++t) {
-    const std::uint64_t n = 1 + rng() % (t % 3 == 0 ? 70000 : 300);
-    const std::uint64_t k = rng() % (n + 1);
-    const std::uint64_t seed = rng(), step = rng();
-    std::vector<std::uint32_t> a, b, c;
-    gc::detail::shared_random_indices(n, k, seed, step, a, membership::bitmap);
-    gc::detail::shared_random_indices(n, k, seed, step, b, membership::hash_set);
-    gc::detail::shared_random_indices(n, k, seed, step, c, membership::bounded);
-    REQUIRE(a == b);
-    REQUIRE(a == c);
+    CAPTURE(g.n);
+    CAPTURE(g.k);
+    std::vector<std::uint64_t> out;
+    gc::detail::shared_random_indices(g.n, g.k, g.seed, g.step, out);
+    REQUIRE(out.size() == g.k);
+    CHECK(fnv1a_of(out) == g.fnv);
+    CHECK(out.front() == g.first);
+    CHECK(out.back() == g.last);
+    if (g.n <= 5000000) CHECK(out == k_smallest_hashes(g.n, g.k, g.seed, g.step));
   }
 }
 
-TEST_CASE("random_k: regenerating indices for an untrusted (d, k) needs O(k) scratch") {
-  using gc::detail::bitmap_scratch_bytes;
-  using gc::detail::hash_set_scratch_bytes;
-  // What decode uses (index_membership::bounded): a d-bit bitmap only when it needs at most
-  // twice the bytes of a hash set of 2k..4k slots (4 bytes each below 2^32), so at most 32
-  // bytes per kept index.
-  for (const std::uint64_t n : {std::uint64_t{2}, std::uint64_t{1000}, std::uint64_t{1} << 22, std::uint64_t{1} << 31,
-                                (std::uint64_t{1} << 32) - 1}) {
-    for (const std::uint64_t k : {std::uint64_t{1}, std::uint64_t{3}, std::uint64_t{1000}, n / 2, n - 1}) {
-      if (k == 0 || k >= n) continue;
-      CAPTURE(n);
-      CAPTURE(k);
-      const bool bitmap = bitmap_scratch_bytes(n) / 2 <= hash_set_scratch_bytes(n, k);
-      CHECK((bitmap ? bitmap_scratch_bytes(n) : hash_set_scratch_bytes(n, k)) <= 32 * k + 8);
+TEST_CASE("random_k: the search for the hash bound ends, and keeps at most 2k + 64 candidates") {
+  CHECK(gc::detail::random_k_scratch_cap(1) == 66);
+  CHECK(gc::detail::random_k_scratch_cap(1000) == 2064);
+  CHECK(gc::detail::random_k_scratch_cap(std::numeric_limits<std::uint64_t>::max() / 2) ==
+        std::numeric_limits<std::uint64_t>::max());
+  // The first bound is only a guess: hashes bunched far above it (doubling) or far below it
+  // (bisection), or spread so that the count jumps past the cap, must still end with a count
+  // in [k, cap]. collect is given sorted distinct hashes; it counts those at or below t.
+  std::mt19937_64 rng(99);
+  const auto search = [](const std::vector<std::uint64_t>& hashes, std::uint64_t k) {
+    const std::uint64_t n = hashes.size(), cap = gc::detail::random_k_scratch_cap(k);
+    int calls = 0;
+    std::uint64_t last_t = 0;
+    const std::uint64_t found = gc::detail::random_k_search(n, k, cap, [&](std::uint64_t t, std::uint64_t limit) {
+      ++calls;
+      last_t = t;
+      CHECK(limit == cap);
+      return static_cast<std::uint64_t>(std::upper_bound(hashes.begin(), hashes.end(), t) - hashes.begin());
+    });
+    CHECK(found >= k);
+    CHECK(found <= cap);
+    CHECK(found == static_cast<std::uint64_t>(std::upper_bound(hashes.begin(), hashes.end(), last_t) - hashes.begin()));
+    CHECK(calls <= 130);
+  };
+  for (int t = 0; t < 200; ++t) {
+    const std::uint64_t n = 2 + rng() % 5000;
+    const std::uint64_t k = 1 + rng() % (n - 1);
+    CAPTURE(n);
+    CAPTURE(k);
+    std::set<std::uint64_t> set;
+    const int shape = t % 4;
+    while (set.size() < n) {
+      const std::uint64_t r = rng();
+      if (shape == 0) set.insert(std::numeric_limits<std::uint64_t>::max() - (r % (4 * n)));  // all at the top
+      if (shape == 1) set.insert(r % (4 * n));                                                 // all at the bottom
+      if (shape == 2) set.insert((std::uint64_t{1} << 40) + (r % (8 * n)));                  // one narrow band
+      if (shape == 3) set.insert(r);                                                           // uniform
     }
+    search(std::vector<std::uint64_t>(set.begin(), set.end()), k);
   }
-  CHECK(hash_set_scratch_bytes(std::uint64_t{1} << 40, 1000) <= 32 * 1000);  // 8-byte slots above 2^32
-  // The speed rule of compress would take a 512 KiB bitmap for one index of 2^22.
-  CHECK(gc::detail::random_indices_use_bitmap(std::uint64_t{1} << 22, 1));
-  CHECK(hash_set_scratch_bytes(std::uint64_t{1} << 22, 1) == 8);
 }
 
 // =======================================================================================

@@ -1,16 +1,17 @@
 #pragma once
-// random_k and unbiased_random_k on exec::par. The indices are the reference's own
-// (detail::shared_random_indices): Floyd's algorithm is a chain of draws where each depends
-// on the set built so far, so the draws stay on the calling thread. What is around them is
-// parallel: the membership bitmap (n bits, reused) is zeroed and scanned by the workers, and
-// the values are gathered in parallel. When k >= d every index is kept and the index list is
-// filled in parallel.
+// random_k and unbiased_random_k on exec::par. The index set is the reference's
+// (detail::shared_random_indices: the k indices with the smallest hashes, a pure function of
+// each index), found the same way in parallel: each chunk of [0, d) counts its hashes at or
+// below the search's bound, then writes its candidates at its offset (so they stay in index
+// order); the k-th smallest candidate hash is selected, and the candidates at or below it
+// are compacted in parallel. The values are gathered in parallel.
 #include <algorithm>
-#include <bit>
-#include <numeric>
+#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <numeric>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -20,41 +21,97 @@
 #include "../payload/seeded_sparse.hpp"
 #include "parallel.hpp"
 #include "policy.hpp"
+#include "radix_select.hpp"
+#include "simd.hpp"
 #include "tuning.hpp"
 #include "workspace.hpp"
 
 namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 
 inline constexpr std::size_t gather_chunk = tuning::scatter::chunk;
-inline constexpr std::size_t bitmap_chunk = tuning::random_k::bitmap_chunk;
+inline constexpr std::size_t hash_chunk = tuning::random_k::hash_chunk;
 
-/// detail::shared_random_indices on exec::par: in the bitmap case, the same Floyd draws on
-/// the calling thread into a pooled bitmap that the workers zero first and scan after (a
-/// count per chunk, then every chunk writes its indices at its offset); else the reference.
+/// How many indices of [begin, end) have hashes at or below t; the first `room` of them are
+/// written to out, in order (the SIMD kernel of cpu/simd/levels-inl.hpp).
+inline std::size_t indices_with_hash_at_most(const gradcomp::detail::counter_stream& stream, std::size_t begin,
+                                             std::size_t end, std::uint64_t t, std::uint64_t* out,
+                                             std::size_t room) {
+  std::size_t count = 0;
+  simd::dispatch([&](auto tag) { count = indices_with_hash_at_most(tag, stream, begin, end, t, out, room); });
+  return count;
+}
+
+/// Room per chunk for the one-pass search: the expected count of a chunk of `chunk` indices
+/// under bound t, plus 8 standard deviations and 64.
+inline std::size_t chunk_room(std::size_t chunk, std::uint64_t t) {
+  const double expected = static_cast<double>(chunk) * (static_cast<double>(t) * 0x1.0p-64);
+  return static_cast<std::size_t>(expected + 8.0 * std::sqrt(expected) + 64.0);
+}
+
+/// detail::shared_random_indices on exec::par: the same search, with each pass over [0, n)
+/// cut into chunks.
 template <class Index>
 void shared_random_indices(const exec::par_t& policy, std::uint64_t n, std::uint64_t k, std::uint64_t seed,
                            std::uint64_t step, std::vector<Index>& out) {
-  if (k == 0 || k == n || !gradcomp::detail::random_indices_use_bitmap(n, k))
-    return gradcomp::detail::shared_random_indices(n, k, seed, step, out);
-  out.resize(k);
-  const std::size_t words = n / 64 + 1;
-  pooled_array<std::uint64_t> bitmap(workspace_of(policy), words);  // uninitialised; reused across calls
-  std::uint64_t* bits = bitmap.data();
-  for_each_chunk(policy, words, bitmap_chunk,
-                 [&](std::size_t, std::size_t begin, std::size_t end) { std::fill(bits + begin, bits + end, 0); });
-  gradcomp::detail::floyd_into_bitmap(n, k, gradcomp::detail::counter_stream(seed, step), bits);
-  std::vector<std::size_t> start(chunk_count(words, bitmap_chunk) + 1, 0);
-  for_each_chunk(policy, words, bitmap_chunk, [&](std::size_t c, std::size_t begin, std::size_t end) {
-    std::size_t count = 0;
-    for (std::size_t w = begin; w < end; ++w) count += static_cast<std::size_t>(std::popcount(bits[w]));
-    start[c + 1] = count;
+  using gradcomp::detail::random_k_hash;
+  if (k == 0 || k == n) return gradcomp::detail::shared_random_indices(n, k, seed, step, out);
+  const gradcomp::detail::counter_stream stream(seed, step);
+  const std::uint64_t cap = gradcomp::detail::random_k_scratch_cap(k);
+  pooled_array<std::uint64_t> candidates(workspace_of(policy), cap);  // indices with h(i) <= t, ascending
+  std::uint64_t* cand = candidates.data();
+  // One pass: each chunk keeps its candidates in a slice of its own (room for its expected
+  // count and 8 standard deviations), and the slices are packed once the count is right. A
+  // chunk that overflows its slice makes the pass write again, at exact offsets.
+  const std::size_t chunks = chunk_count(n, hash_chunk);
+  std::vector<std::size_t> start(chunks + 1, 0);
+  std::optional<pooled_array<std::uint64_t>> slices;
+  const std::uint64_t found = gradcomp::detail::random_k_search(n, k, cap, [&](std::uint64_t t, std::uint64_t limit) {
+    const std::size_t room = chunk_room(hash_chunk, t);
+    const bool sliced = room <= hash_chunk && chunks * room <= 4 * cap + (std::size_t{1} << 16);
+    if (sliced && (!slices || slices->size() < chunks * room)) {
+      slices.reset();
+      slices.emplace(workspace_of(policy), chunks * room);
+    }
+    std::uint64_t* slice = sliced ? slices->data() : nullptr;
+    for_each_chunk(policy, n, hash_chunk, [&](std::size_t c, std::size_t begin, std::size_t end) {
+      start[c + 1] = indices_with_hash_at_most(stream, begin, end, t, sliced ? slice + c * room : nullptr,
+                                               sliced ? room : 0);
+    });
+    bool overflow = !sliced;
+    for (std::size_t c = 0; c < chunks; ++c) overflow |= start[c + 1] > room;
+    std::partial_sum(start.begin(), start.end(), start.begin());
+    const std::uint64_t count = start.back();
+    if (count < k || count > limit) return count;
+    for_each_chunk(policy, n, hash_chunk, [&](std::size_t c, std::size_t begin, std::size_t end) {
+      if (overflow)
+        indices_with_hash_at_most(stream, begin, end, t, cand + start[c], start[c + 1] - start[c]);
+      else
+        std::copy(slice + c * room, slice + c * room + (start[c + 1] - start[c]), cand + start[c]);
+    });
+    return count;
   });
-  std::partial_sum(start.begin(), start.end(), start.begin());
-  for_each_chunk(policy, words, bitmap_chunk, [&](std::size_t c, std::size_t begin, std::size_t end) {
-    std::size_t pos = start[c];
-    for (std::size_t w = begin; w < end; ++w)
-      for (std::uint64_t word = bits[w]; word != 0; word &= word - 1)
-        out[pos++] = static_cast<Index>(w * 64 + static_cast<std::uint64_t>(std::countr_zero(word)));
+
+  // The k-th smallest candidate hash: the (found - k + 1)-th largest.
+  pooled_array<std::uint64_t> hashes(workspace_of(policy), found);
+  std::uint64_t* h = hashes.data();
+  for_each_chunk(policy, found, gather_chunk, [&](std::size_t, std::size_t begin, std::size_t end) {
+    for (std::size_t j = begin; j < end; ++j) h[j] = random_k_hash(stream, cand[j]);
+  });
+  const std::uint64_t kth = select_kth_largest(std::span<std::uint64_t>(h, found), found - k + 1).key;
+
+  // The candidates at or below it, in order: exactly k of them (the hashes are distinct).
+  out.resize(k);
+  std::vector<std::size_t> at(chunk_count(found, gather_chunk) + 1, 0);
+  for_each_chunk(policy, found, gather_chunk, [&](std::size_t c, std::size_t begin, std::size_t end) {
+    std::size_t count = 0;
+    for (std::size_t j = begin; j < end; ++j) count += random_k_hash(stream, cand[j]) <= kth;
+    at[c + 1] = count;
+  });
+  std::partial_sum(at.begin(), at.end(), at.begin());
+  for_each_chunk(policy, found, gather_chunk, [&](std::size_t c, std::size_t begin, std::size_t end) {
+    Index* to = out.data() + at[c];
+    for (std::size_t j = begin; j < end; ++j)
+      if (random_k_hash(stream, cand[j]) <= kth) *to++ = static_cast<Index>(cand[j]);
   });
 }
 

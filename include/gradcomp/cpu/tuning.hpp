@@ -94,7 +94,8 @@ struct scatter {
 
 /// random_k's membership bitmap: words per chunk of its zeroing and scanning (2^20 indices).
 struct random_k {
-  static constexpr std::size_t bitmap_chunk = std::size_t{1} << 14;
+  /// Indices hashed per chunk by the index-set search (about 1 ns each, scalar).
+  static constexpr std::size_t hash_chunk = std::size_t{1} << 16;
 };
 
 /// What the default workspace (cpu/workspace.hpp) keeps between calls.

@@ -4,7 +4,7 @@
 // threads) can draw any element's number without sharing a generator state, so random
 // compressors give identical results everywhere for the same seed and step.
 #include <algorithm>
-#include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -45,126 +45,105 @@ class counter_stream {
   std::uint64_t key_;
 };
 
-/// Uniform integer in [0, n) for n >= 1, drawn from the stream at *counter and onward
-/// (Lemire's multiply-shift with rejection, so exactly uniform; *counter advances by the
-/// number of draws used, almost always one).
-inline std::uint64_t uniform_below(const counter_stream& stream, std::uint64_t n, std::uint64_t& counter) noexcept {
-  __extension__ using u128 = unsigned __int128;
-  u128 m = static_cast<u128>(stream.bits(counter++)) * n;
-  auto low = static_cast<std::uint64_t>(m);
-  if (low < n) {
-    const std::uint64_t reject_below = (0 - n) % n;  // 2^64 mod n
-    while (low < reject_below) {
-      m = static_cast<u128>(stream.bits(counter++)) * n;
-      low = static_cast<std::uint64_t>(m);
+/// Random-k's index set (wire version 2 of the seeded payload).
+///
+/// Definition: at (seed, step) every index i < n gets the hash h(i) = counter_stream(seed,
+/// step).bits(i), draw i of the stream; the k indices with the smallest hashes are selected,
+/// listed ascending. The hashes of distinct indices are distinct (i -> key + (i + 1) * gamma
+/// is injective modulo 2^64 because gamma is odd, and mix64 is a bijection), so "the k
+/// smallest" is one well-defined set, with no ties to break.
+///
+/// Why it is uniform: if the n hashes were independent uniform 64-bit values, every ordering
+/// of them would be equally likely, so every k-subset would be the k smallest with
+/// probability 1 / C(n, k). SplitMix64's outputs are the stand-in for independent uniform
+/// values here as in QSGD and stochastic rounding (tests/unit/test_sparsifiers.cpp checks the
+/// frequency of every index and of every subset of small dimensions).
+///
+/// Why this definition: it is a pure function of each index, so threads, SIMD lanes and GPU
+/// threads can all compute it (Floyd's algorithm, used before, is a chain of draws), and it is
+/// plain 64-bit integer arithmetic, the same bits on every machine. The cost is that finding
+/// the set hashes every index: O(n) time (O(k) memory), where Floyd's took O(k).
+///
+/// How it is found (any method gives the same set): a bound t that about k + 5 sqrt(k) + 8
+/// hashes fall at or below, one pass that keeps the (index) candidates with h(i) <= t in index
+/// order, then the k-th smallest hash among the candidates, and the candidates at or below
+/// it. If the bound caught fewer than k, or more than the scratch allows (random_k_scratch_cap),
+/// it is moved (doubled, or bisected) and the pass repeated.
+constexpr std::uint64_t random_k_hash(const counter_stream& stream, std::uint64_t i) noexcept { return stream.bits(i); }
+
+/// The most candidates the search keeps: 2k + 64 (the expected k + 5 sqrt(k) + 8 is many
+/// standard deviations below it), so the scratch is O(k).
+constexpr std::uint64_t random_k_scratch_cap(std::uint64_t k) noexcept {
+  return k > (std::numeric_limits<std::uint64_t>::max() - 64) / 2 ? std::numeric_limits<std::uint64_t>::max()
+                                                                  : 2 * k + 64;
+}
+
+/// A first hash bound for k of n: about k + 5 sqrt(k) + 8 of n uniform 64-bit hashes are at
+/// or below it. Only speed depends on it, never the selected set.
+inline std::uint64_t random_k_first_bound(std::uint64_t n, std::uint64_t k) noexcept {
+  const double kd = static_cast<double>(k);
+  const double p = (kd + 5.0 * std::sqrt(kd) + 8.0) / static_cast<double>(n);
+  const double t = p * 0x1.0p64;
+  return t >= 0x1.0p64 ? std::numeric_limits<std::uint64_t>::max() : static_cast<std::uint64_t>(t);
+}
+
+/// Finds a bound t with k <= #{i : h(i) <= t} <= cap. collect(t, cap) returns that count,
+/// having stored the candidates when it is at most cap, or any value above cap (it may stop
+/// counting there). Needs 1 <= k < n and cap > k. Returns the number of candidates stored.
+template <class Collect>
+std::uint64_t random_k_search(std::uint64_t n, std::uint64_t k, std::uint64_t cap, Collect&& collect) {
+  std::uint64_t t = random_k_first_bound(n, k);
+  std::uint64_t lo = 0, hi = 0;  // count(lo) < k, count(hi) > cap, once known
+  bool have_lo = false, have_hi = false;
+  for (;;) {
+    const std::uint64_t count = collect(t, cap);
+    if (count >= k && count <= cap) return count;
+    // count(t) rises by at most one per unit of t (hashes are distinct) and cap > k, so the
+    // interval never closes without a t between the two limits.
+    if (count < k) {
+      lo = t;
+      have_lo = true;
+      t = have_hi ? lo + (hi - lo) / 2 : (t > std::numeric_limits<std::uint64_t>::max() / 2 ? std::numeric_limits<std::uint64_t>::max() : 2 * t + 1);
+    } else {
+      hi = t;
+      have_hi = true;
+      t = have_lo ? lo + (hi - lo) / 2 : t / 2;
     }
   }
-  return static_cast<std::uint64_t>(m >> 64);
 }
 
-/// Whether shared_random_indices keeps membership in a bitmap of n bits (else in a hash set):
-/// when the bitmap is not much more work than the k draws. The bitmap also yields the
-/// indices sorted.
-constexpr bool random_indices_use_bitmap(std::uint64_t n, std::uint64_t k) noexcept { return n / 64 <= 16 * k + 65536; }
-
-/// Where Floyd's algorithm keeps the set it has drawn so far. Every choice gives the same
-/// subset (the draws define it); they differ in time and scratch memory.
-enum class index_membership {
-  fastest,   // random_indices_use_bitmap: a bitmap up to 1024 bits per kept index (+ 512 KiB)
-  bounded,   // O(k) scratch, for untrusted (n, k): the bitmap when it needs at most twice the
-             // hash set's bytes (it is the faster of the two), else the hash set; so at most
-             // 32 bytes per kept index (64 when n > 2^32 - 1)
-  bitmap,    // n / 64 + 1 words, scanned in order
-  hash_set,  // 2k to 4k slots of 4 bytes (n < 2^32) or 8 bytes, then a sort of the k indices
-};
-
-/// Scratch bytes of the two membership structures for k < n draws from [0, n).
-constexpr std::uint64_t bitmap_scratch_bytes(std::uint64_t n) noexcept { return (n / 64 + 1) * 8; }
-constexpr std::uint64_t hash_set_slots(std::uint64_t k) noexcept { return std::bit_ceil(2 * k); }
-constexpr std::uint64_t hash_set_scratch_bytes(std::uint64_t n, std::uint64_t k) noexcept {
-  if (k > (std::uint64_t{1} << 58)) return std::numeric_limits<std::uint64_t>::max();  // not allocatable anyway
-  return hash_set_slots(k) * (n <= std::numeric_limits<std::uint32_t>::max() ? 4 : 8);
-}
-
-/// Floyd's algorithm on the stream: for j = n-k .. n-1, draw t in [0, j]; take t if new,
-/// else j (which is new). contains(i) and insert(i) keep the set.
-template <class Contains, class Insert>
-void floyd_draws(std::uint64_t n, std::uint64_t k, const counter_stream& stream, Contains&& contains,
-                 Insert&& insert) {
-  std::uint64_t counter = 0;
-  for (std::uint64_t j = n - k; j < n; ++j) {
-    const std::uint64_t t = uniform_below(stream, j + 1, counter);
-    insert(contains(t) ? j : t);
-  }
-}
-
-/// Floyd's draws (k < n) marked in a bitmap of n / 64 + 1 zeroed words.
-inline void floyd_into_bitmap(std::uint64_t n, std::uint64_t k, const counter_stream& stream,
-                              std::uint64_t* bitmap) noexcept {
-  floyd_draws(
-      n, k, stream, [&](std::uint64_t i) { return (bitmap[i / 64] >> (i % 64)) & 1; },
-      [&](std::uint64_t i) { bitmap[i / 64] |= std::uint64_t{1} << (i % 64); });
-}
-
-/// Floyd's draws (0 < k < n) kept in an open-addressing hash set (linear probing; a slot
-/// holds index + 1, 0 means empty, so Slot must hold n), written to out[0, k) and sorted.
-template <class Slot, class Index>
-void floyd_into_hash_set(std::uint64_t n, std::uint64_t k, const counter_stream& stream, Index* out) {
-  const auto slots = static_cast<std::size_t>(hash_set_slots(k));
-  std::vector<Slot> table(slots, 0);
-  const auto slot_of = [&](std::uint64_t i) {
-    std::size_t h = static_cast<std::size_t>(mix64(i)) & (slots - 1);
-    while (table[h] != 0 && table[h] != static_cast<Slot>(i + 1)) h = (h + 1) & (slots - 1);
-    return h;
-  };
-  // floyd_draws with one probe for a new t (almost every draw): its empty slot takes it.
-  std::uint64_t counter = 0;
-  std::size_t pos = 0;
-  for (std::uint64_t j = n - k; j < n; ++j) {
-    const std::uint64_t t = uniform_below(stream, j + 1, counter);
-    std::size_t h = slot_of(t);
-    std::uint64_t taken = t;
-    if (table[h] != 0) {  // t is in the set: take j, which is not
-      taken = j;
-      h = slot_of(j);
-    }
-    table[h] = static_cast<Slot>(taken + 1);
-    out[pos++] = static_cast<Index>(taken);
-  }
-  std::sort(out, out + k);
-}
-
-/// The k (<= n) distinct indices that random-k selects at (seed, step), ascending: a
-/// uniformly random k-subset of [0, n), by Floyd's algorithm (every subset has probability
-/// 1 / C(n, k)) on the (seed, step) stream. Membership lives in a bitmap of n bits or in a
-/// flat hash set, as `membership` says. All give the same subset; the draws are what define
-/// it. Decoding uses index_membership::bounded, so a hostile (n, k) cannot make it allocate
-/// an n-bit bitmap for a handful of values.
+/// Random-k's index set (see random_k_hash): the k (<= n) indices with the smallest hashes at
+/// (seed, step), ascending, in out. O(n) time, O(k) scratch.
 template <class Index>
 void shared_random_indices(std::uint64_t n, std::uint64_t k, std::uint64_t seed, std::uint64_t step,
-                           std::vector<Index>& out, index_membership membership = index_membership::fastest) {
-  out.resize(k);
+                           std::vector<Index>& out) {
+  out.resize(static_cast<std::size_t>(k));
   if (k == 0) return;
-  if (k == n) {  // every index: nothing to draw
-    for (std::uint64_t j = 0; j < n; ++j) out[j] = static_cast<Index>(j);
+  if (k == n) {  // every index
+    for (std::uint64_t j = 0; j < n; ++j) out[static_cast<std::size_t>(j)] = static_cast<Index>(j);
     return;
   }
-  bool bitmap = membership == index_membership::bitmap;
-  if (membership == index_membership::fastest) bitmap = random_indices_use_bitmap(n, k);
-  if (membership == index_membership::bounded) bitmap = bitmap_scratch_bytes(n) / 2 <= hash_set_scratch_bytes(n, k);
   const counter_stream stream(seed, step);
-  if (bitmap) {
-    std::vector<std::uint64_t> words(static_cast<std::size_t>(n / 64 + 1), 0);
-    floyd_into_bitmap(n, k, stream, words.data());
-    std::size_t pos = 0;
-    for (std::size_t w = 0; w < words.size(); ++w)
-      for (std::uint64_t bits = words[w]; bits != 0; bits &= bits - 1)
-        out[pos++] = static_cast<Index>(w * 64 + static_cast<std::uint64_t>(std::countr_zero(bits)));
-  } else if (n <= std::numeric_limits<std::uint32_t>::max()) {
-    floyd_into_hash_set<std::uint32_t>(n, k, stream, out.data());
-  } else {
-    floyd_into_hash_set<std::uint64_t>(n, k, stream, out.data());
-  }
+  const std::uint64_t cap = random_k_scratch_cap(k);
+  std::vector<std::uint64_t> candidates;  // indices with h(i) <= t, ascending
+  candidates.reserve(static_cast<std::size_t>(std::min(cap, n)));
+  const std::uint64_t found = random_k_search(n, k, cap, [&](std::uint64_t t, std::uint64_t limit) {
+    candidates.clear();
+    for (std::uint64_t i = 0; i < n; ++i) {
+      if (random_k_hash(stream, i) > t) continue;
+      if (candidates.size() == limit) return limit + 1;  // too many: the search moves t
+      candidates.push_back(i);
+    }
+    return static_cast<std::uint64_t>(candidates.size());
+  });
+  // The k-th smallest hash among the candidates; those at or below it are the set.
+  std::vector<std::uint64_t> hashes(static_cast<std::size_t>(found));
+  for (std::size_t j = 0; j < hashes.size(); ++j) hashes[j] = random_k_hash(stream, candidates[j]);
+  std::nth_element(hashes.begin(), hashes.begin() + static_cast<std::ptrdiff_t>(k - 1), hashes.end());
+  const std::uint64_t kth = hashes[static_cast<std::size_t>(k - 1)];
+  std::size_t pos = 0;
+  for (const std::uint64_t i : candidates)
+    if (random_k_hash(stream, i) <= kth) out[pos++] = static_cast<Index>(i);
 }
 
 }  // namespace gradcomp::detail

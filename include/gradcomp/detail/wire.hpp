@@ -4,7 +4,8 @@
 //
 //   offset 0  'G' 'C'          magic
 //          2  kind             which payload (wire_kind)
-//          3  version          format version of that payload (1)
+//          3  version          format version of that payload (wire_version_of: 2 for the
+//                              seeded sparse payload, whose index set changed, 1 for the others)
 //          4  value bytes      4 = float32, 8 = float64
 //          5  index bytes      4 or 8 for sparse payloads, 0 where there are no indices
 //          6  0 0              reserved, must be zero
@@ -33,7 +34,12 @@ enum class wire_kind : std::uint8_t {
   dense = 5,          // dense_vector: every value
 };
 
-inline constexpr std::uint8_t wire_version = 1;
+/// The format version of each payload kind. Version 2 of the seeded sparse payload means
+/// the same bytes as version 1 but another index set for (dim, k, seed, step): the k indices
+/// with the smallest hashes (detail/random.hpp) instead of Floyd's draws, so that every back
+/// end can compute it in parallel. A version 1 message cannot be decoded: its indices are not
+/// known any more.
+constexpr std::uint8_t wire_version_of(wire_kind kind) noexcept { return kind == wire_kind::seeded_sparse ? 2 : 1; }
 inline constexpr std::size_t header_bytes = 16;
 
 template <class U>
@@ -165,7 +171,7 @@ void put_header(byte_writer& w, wire_kind kind, std::size_t index_bytes, std::si
   w.put(std::uint8_t{'G'});
   w.put(std::uint8_t{'C'});
   w.put(static_cast<std::uint8_t>(kind));
-  w.put(wire_version);
+  w.put(wire_version_of(kind));
   w.put(static_cast<std::uint8_t>(sizeof(T)));
   w.put(static_cast<std::uint8_t>(index_bytes));
   w.put(std::uint16_t{0});
@@ -200,8 +206,12 @@ header get_header(byte_reader& r, wire_kind expected) {
     fail(where, "malformed buffer: payload kind is ", kind_name(kind), " (", kind, "), expected ",
          kind_name(static_cast<std::uint8_t>(expected)));
   const auto version = r.get<std::uint8_t>("version");
-  if (version != wire_version)
-    fail(where, "unsupported wire format version ", version, " (this build reads ", wire_version, ")");
+  if (version != wire_version_of(expected)) {
+    if (expected == wire_kind::seeded_sparse && version == 1)
+      fail(where, "unsupported wire format version 1 of the seeded sparse payload: its indices came from "
+                  "Floyd's algorithm, which this build no longer computes (it reads version 2)");
+    fail(where, "unsupported wire format version ", version, " (this build reads ", wire_version_of(expected), ")");
+  }
   const auto value_bytes = r.get<std::uint8_t>("value type");
   if (value_bytes != sizeof(T))
     fail(where, "value type mismatch: buffer holds ", value_bytes * 8, "-bit floats, payload expects ",

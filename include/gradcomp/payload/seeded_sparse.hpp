@@ -17,7 +17,10 @@ namespace gradcomp {
 
 /// A sparse vector whose indices are detail::shared_random_indices(dim, k, seed, step).
 /// indices is kept in memory for decompress_add but is not part of the wire format:
-/// on the wire, header, seed (u64), step (u64), k (u64), values.
+/// on the wire, header (version 2), seed (u64), step (u64), k (u64), values. Decoding
+/// regenerates the indices: O(k) memory, but O(dim) time for the dim the header claims, so a
+/// receiver of untrusted bytes compares that field (bytes 8 to 15, little-endian) with the
+/// dimension it expects before decoding.
 template <std::floating_point T, std::unsigned_integral Index = std::uint32_t>
 struct seeded_sparse_vector {
   using value_type = T;
@@ -70,9 +73,8 @@ struct seeded_sparse_vector {
     const auto k = static_cast<std::size_t>(k64);
     const auto value_bytes = r.take(detail::checked_mul(k, sizeof(T), where, "value block"), "values");
     r.finish();
-    // The bytes are untrusted: regenerate with O(k) scratch, never an n-bit bitmap for a few
-    // values (same indices as the sender's; the draws define them, not the structure).
-    detail::shared_random_indices(h.dim, k, new_seed, new_step, indices, detail::index_membership::bounded);
+    // O(k) scratch whatever dim says; O(dim) time (every index is hashed).
+    detail::shared_random_indices(h.dim, k, new_seed, new_step, indices);
     values.resize(k);
     detail::copy_le_array(value_bytes, values.data(), k);
     dim = h.dim;

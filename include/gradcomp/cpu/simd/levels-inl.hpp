@@ -51,15 +51,21 @@ HWY_INLINE hn::Vec<DU> counter_step(DU du) {
   return hn::Set(du, static_cast<std::uint64_t>(hn::MaxLanes(DU{})) * gradcomp::detail::golden_gamma);
 }
 
+/// detail::mix64, lane by lane (its constants): counter_stream::bits of the counters whose
+/// states are z.
+template <class DU>
+HWY_INLINE hn::Vec<DU> mix64_of(DU du, hn::Vec<DU> z) {
+  z = hn::Mul(hn::Xor(z, hn::ShiftRight<30>(z)), hn::Set(du, 0xbf58476d1ce4e5b9ULL));
+  z = hn::Mul(hn::Xor(z, hn::ShiftRight<27>(z)), hn::Set(du, 0x94d049bb133111ebULL));
+  return hn::Xor(z, hn::ShiftRight<31>(z));
+}
+
 /// counter_stream::uniform for the counters whose states are z, lane by lane.
 template <class DD, class DU = hn::RebindToUnsigned<DD>>
 HWY_INLINE hn::Vec<DD> uniform_of(DD dd, hn::Vec<DU> z) {
   const DU du;
   const hn::RebindToSigned<DD> di;
-  // detail::mix64, lane by lane (its constants).
-  z = hn::Mul(hn::Xor(z, hn::ShiftRight<30>(z)), hn::Set(du, 0xbf58476d1ce4e5b9ULL));
-  z = hn::Mul(hn::Xor(z, hn::ShiftRight<27>(z)), hn::Set(du, 0x94d049bb133111ebULL));
-  z = hn::Xor(z, hn::ShiftRight<31>(z));
+  z = mix64_of(du, z);
   // (bits >> 11) < 2^53 converts exactly, and the product by 2^-53 is exact.
   return hn::Mul(hn::ConvertTo(dd, hn::BitCast(di, hn::ShiftRight<11>(z))), hn::Set(dd, 0x1.0p-53));
 }
@@ -192,6 +198,45 @@ bool fits_grid(tag, const T* x, std::size_t n, T q, double limit) {
 #endif
   for (; i < n; ++i) ok &= std::fabs(static_cast<double>(x[i])) / dq < limit;
   return ok;
+}
+
+/// Random-k's search pass over the indices [begin, end): how many have a hash
+/// (detail::random_k_hash, draw i of the stream) at or below t. The first `room` of their
+/// indices are written to out, in order (room 0: out is not touched). Lane j of a vector
+/// hashes index i + j with the reference's integer operations.
+inline std::size_t indices_with_hash_at_most(tag, const gradcomp::detail::counter_stream& stream, std::size_t begin,
+                                             std::size_t end, std::uint64_t t, std::uint64_t* out, std::size_t room) {
+  std::size_t count = 0;
+  std::size_t i = begin;
+#if GRADCOMP_SIMD_LEVELS
+  const hn::ScalableTag<std::uint64_t> du;
+  constexpr std::size_t N = hn::MaxLanes(du);
+  auto state = counter_states(du, stream, begin);
+  const auto step = counter_step(du);
+  const auto bound = hn::Set(du, t);
+  auto index = hn::Iota(du, static_cast<std::uint64_t>(begin));
+  const auto lanes = hn::Set(du, static_cast<std::uint64_t>(N));
+  for (; i + N <= end; i += N, state = hn::Add(state, step), index = hn::Add(index, lanes)) {
+    // (Highway 1.0.3 compares 64-bit unsigned lanes with Lt and Gt only.)
+    const auto kept = hn::Not(hn::Lt(bound, mix64_of(du, state)));
+    if (hn::AllFalse(du, kept)) continue;  // the common case: about k/d of the lanes are kept
+    const std::size_t n = hn::CountTrue(du, kept);
+    if (count + n <= room) {
+      hn::CompressBlendedStore(index, kept, du, out + count);
+    } else {  // the ones that still fit, lane by lane
+      std::size_t at = count;
+      for (std::size_t j = i; j < i + N && at < room; ++j)
+        if (gradcomp::detail::random_k_hash(stream, j) <= t) out[at++] = j;
+    }
+    count += n;
+  }
+#endif
+  for (; i < end; ++i) {
+    if (gradcomp::detail::random_k_hash(stream, i) > t) continue;
+    if (count < room) out[count] = i;
+    ++count;
+  }
+  return count;
 }
 
 GRADCOMP_SIMD_NAMESPACE_END
