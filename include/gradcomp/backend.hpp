@@ -18,6 +18,8 @@
 //                                                          p = e + scale * g; returns ||e_new||^2
 //   compress_model_with(policy, c, tensors, out)           out = C(concatenation of tensors)
 //   compress_layers_with(policy, c, tensors, outs)         outs[i] = C(tensors[i]), in order
+//   widen_with(policy, h, out)                             out[i] = to_float(h[i]) for a
+//                                                          16-bit gradient (float16.hpp)
 //
 // Every hook must give bit for bit what the sequential reference gives (docs/backends.md
 // lists the rules that make this possible: element formulas, the order of sums, ties).
@@ -36,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include "float16.hpp"
 #include "detail/bits.hpp"
 #include "detail/element_rules.hpp"
 #include "detail/reduce.hpp"
@@ -60,6 +63,7 @@ void squared_norm_with() = delete;
 void feedback_step_with() = delete;
 void compress_model_with() = delete;
 void compress_layers_with() = delete;
+void widen_with() = delete;
 
 /// out = C(x). Provided by compress_with(policy, c, x, out) or by the compressor's member
 /// c.compress(policy, x, out) (the hook wins). Every compressor has the exec::seq member,
@@ -101,6 +105,19 @@ struct feedback_input_hook {
   template <class Policy, class T>
   static void reference(const Policy&, std::span<const T> e, std::span<const T> g, T scale, std::span<T> p) {
     detail::feedback_input(e, g, scale, p);
+  }
+};
+
+/// out[i] = to_float(h[i]): a 16-bit gradient widened (exactly) to float32.
+struct widen_hook {
+  template <class Policy, half_precision H>
+  static auto call(const Policy& q, std::span<const H> h, std::span<float> out)
+      -> decltype(widen_with(q, h, out)) {
+    return widen_with(q, h, out);
+  }
+  template <class Policy, half_precision H>
+  static void reference(const Policy&, std::span<const H> h, std::span<float> out) {
+    for (std::size_t i = 0; i < h.size(); ++i) out[i] = to_float(h[i]);
   }
 };
 

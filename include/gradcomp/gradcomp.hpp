@@ -5,6 +5,7 @@
 #include "concepts.hpp"
 #include "error.hpp"
 #include "execution.hpp"
+#include "float16.hpp"
 #include "multi_tensor.hpp"
 #include "version.hpp"
 

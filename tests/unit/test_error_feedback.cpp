@@ -1475,3 +1475,79 @@ TEST_CASE_TEMPLATE("error_feedback: checkpoints of version 1 load, and fields wi
   CHECK_NOTHROW(load_from(target, handmade_checkpoint<T>("top_k", 3, 6, 120, std::numeric_limits<double>::infinity(),
                                                          0, 0, residual)));
 }
+
+// =======================================================================================
+// 16-bit gradients
+
+namespace {
+
+/// A gradient in H: normal values, with exact ties, zeros of both signs and (in H) denormals.
+template <gc::half_precision H>
+std::vector<H> half_gradient(std::size_t d, std::uint64_t seed) {
+  const std::vector<float> x = gt::make_input<float>(gt::input_kind::normal, d, seed);
+  std::vector<H> h(d);
+  for (std::size_t i = 0; i < d; ++i) h[i] = gc::to_half<H>(x[i] * (i % 7 == 0 ? 1e-6f : 0.1f));
+  if (d > 4) {
+    h[1] = H{0x8000};  // -0
+    h[2] = H{0x0001};  // the smallest denormal
+    h[3] = h[4];       // a tie
+  }
+  return h;
+}
+
+template <gc::half_precision H>
+std::vector<float> widened(const std::vector<H>& h) {
+  std::vector<float> f(h.size());
+  for (std::size_t i = 0; i < h.size(); ++i) f[i] = gc::to_float(h[i]);
+  return f;
+}
+
+template <gc::half_precision H, class C>
+void check_half_steps(const C& c, std::size_t d, gc::feedback_storage storage) {
+  gc::error_feedback<C, float> half_ef(c, d, storage), float_ef(c, d, storage);
+  for (std::uint64_t step = 0; step < 3; ++step) {
+    CAPTURE(step);
+    const std::vector<H> g = half_gradient<H>(d, 17 * step + d);
+    const std::vector<float> w = widened(g);
+    const float scale = step == 1 ? 0.25f : 1.0f;
+    const auto& a = half_ef.compress(gc::exec::seq, std::span<const H>(g), scale);
+    const auto& b = float_ef.compress(gc::exec::seq, std::span<const float>(w), scale);
+    CHECK(gc::encode(a) == gc::encode(b));
+    CHECK(gt::same_bits(std::vector<float>(half_ef.error().begin(), half_ef.error().end()),
+                        std::vector<float>(float_ef.error().begin(), float_ef.error().end())));
+    CHECK(half_ef.metrics().total_error == float_ef.metrics().total_error);
+  }
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("error_feedback: a 16-bit gradient gives the bits of the step on its float32 widening", H,
+                   gc::bfloat16, gc::float16) {
+  for (const std::size_t d : {std::size_t{1}, std::size_t{9}, std::size_t{4097}, std::size_t{20000}}) {
+    CAPTURE(d);
+    for (const auto storage : {gc::feedback_storage::double_buffered, gc::feedback_storage::in_place}) {
+      check_half_steps<H>(gc::top_k{.k = d / 10 + 1}, d, storage);
+      check_half_steps<H>(gc::hard_threshold{.lambda = 0.05}, d, storage);
+      check_half_steps<H>(gc::scaled_sign{}, d, storage);
+      check_half_steps<H>(gc::random_k{.k = d / 3 + 1, .seed = 5}, d, storage);
+      check_half_steps<H>(gc::qsgd{.s = 15, .seed = 3}, d, storage);
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("error_feedback: a non-finite or mis-sized 16-bit gradient is rejected, nothing changes", H,
+                   gc::bfloat16, gc::float16) {
+  const std::size_t d = 100;
+  gc::error_feedback<gc::top_k, float> ef(gc::top_k{.k = 5}, d);
+  std::vector<H> g = half_gradient<H>(d, 1);
+  ef.compress(gc::exec::seq, std::span<const H>(g));
+  const std::vector<float> before(ef.error().begin(), ef.error().end());
+  g[42] = std::is_same_v<H, gc::bfloat16> ? H{0x7f80} : H{0x7c00};  // +Inf
+  CHECK_THROWS_WITH_AS(ef.compress(gc::exec::seq, std::span<const H>(g)), doctest::Contains("x[42] = inf"), gc::error);
+  g[42] = std::is_same_v<H, gc::bfloat16> ? H{0x7fc0} : H{0x7e00};  // NaN
+  CHECK_THROWS_WITH_AS(ef.compress(gc::exec::seq, std::span<const H>(g)), doctest::Contains("x[42]"), gc::error);
+  const std::vector<H> short_g(d - 1);
+  CHECK_THROWS_WITH_AS(ef.compress(gc::exec::seq, std::span<const H>(short_g)),
+                       doctest::Contains("input size 99 does not match the residual dimension 100"), gc::error);
+  CHECK(gt::same_bits(std::vector<float>(ef.error().begin(), ef.error().end()), before));
+}

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <span>
 
+#include "../float16.hpp"
 #include "parallel.hpp"
 #include "policy.hpp"
 #include "reduce.hpp"
@@ -30,6 +31,15 @@ void feedback_input_with(const par_t& policy, std::span<const T> e, std::span<co
                               [&](std::size_t, std::size_t begin, std::size_t end) {
                                 cpu::detail::feedback_input(e.data() + begin, g.data() + begin, scale, p.data() + begin,
                                                             end - begin);
+                              });
+}
+
+/// A 16-bit gradient widened to float32 (exact), chunk by chunk.
+template <half_precision H>
+void widen_with(const par_t& policy, std::span<const H> h, std::span<float> out) {
+  cpu::detail::for_each_chunk(policy, h.size(), cpu::tuning::elementwise::chunk,
+                              [&](std::size_t, std::size_t begin, std::size_t end) {
+                                for (std::size_t i = begin; i < end; ++i) out[i] = to_float(h[i]);
                               });
 }
 

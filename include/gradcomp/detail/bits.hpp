@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "../error.hpp"
+#include "host_device.hpp"
 
 namespace gradcomp::detail {
 
@@ -22,7 +23,7 @@ using uint_of = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>
 /// always selected and shows up at the receiver instead of hiding in a residual) and
 /// radix select works on it directly.
 template <class T>
-constexpr uint_of<T> magnitude_key(T x) noexcept {
+GRADCOMP_HD constexpr uint_of<T> magnitude_key(T x) noexcept {
   using U = uint_of<T>;
   constexpr U sign = U{1} << (sizeof(T) * 8 - 1);
   return std::bit_cast<U>(x) & static_cast<U>(~sign);

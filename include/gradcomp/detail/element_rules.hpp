@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <span>
 
+#include "host_device.hpp"
 #include "random.hpp"
 #include "strict_fp.hpp"
 
@@ -19,14 +20,14 @@ namespace gradcomp::detail {
 /// The error-feedback input p = e + scale * g: two roundings, and exactly e + g when scale is
 /// 1 (the product is skipped, so a NaN scale never reaches a unit-scale step).
 template <class T>
-GRADCOMP_NO_FP_CONTRACT inline T feedback_element(T e, T g, T scale) {
+GRADCOMP_NO_FP_CONTRACT GRADCOMP_HD inline T feedback_element(T e, T g, T scale) {
   GRADCOMP_NO_FP_CONTRACT_BODY
   return scale == T(1) ? e + g : e + scale * g;
 }
 
 /// dense + alpha * value: how every payload adds a decoded element (two roundings).
 template <class T>
-GRADCOMP_NO_FP_CONTRACT inline T add_scaled(T dense, T alpha, T value) {
+GRADCOMP_NO_FP_CONTRACT GRADCOMP_HD inline T add_scaled(T dense, T alpha, T value) {
   GRADCOMP_NO_FP_CONTRACT_BODY
   return dense + alpha * value;
 }

@@ -10,10 +10,12 @@
 #include <limits>
 #include <vector>
 
+#include "host_device.hpp"
+
 namespace gradcomp::detail {
 
 /// SplitMix64's output function: a bijective 64-bit mixer with good avalanche.
-constexpr std::uint64_t mix64(std::uint64_t z) noexcept {
+GRADCOMP_HD constexpr std::uint64_t mix64(std::uint64_t z) noexcept {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
   return z ^ (z >> 31);
@@ -25,21 +27,21 @@ inline constexpr std::uint64_t golden_gamma = 0x9e3779b97f4a7c15ULL;
 /// mix64(key + (i + 1) * gamma), the i-th output of SplitMix64 started at key.
 class counter_stream {
  public:
-  constexpr counter_stream(std::uint64_t seed, std::uint64_t step) noexcept
+  GRADCOMP_HD constexpr counter_stream(std::uint64_t seed, std::uint64_t step) noexcept
       : key_(mix64(seed + golden_gamma) ^ mix64(step * golden_gamma + 0x632be59bd9b4e019ULL)) {}
 
-  constexpr std::uint64_t bits(std::uint64_t i) const noexcept {
+  GRADCOMP_HD constexpr std::uint64_t bits(std::uint64_t i) const noexcept {
     return mix64(key_ + (i + 1) * golden_gamma);
   }
 
   /// Uniform double in [0, 1) with 53 random bits.
-  constexpr double uniform(std::uint64_t i) const noexcept {
+  GRADCOMP_HD constexpr double uniform(std::uint64_t i) const noexcept {
     return static_cast<double>(bits(i) >> 11) * 0x1.0p-53;
   }
 
   /// The stream's key: bits(i) is mix64(key() + (i + 1) * golden_gamma). Vectorised back
   /// ends evaluate that formula for many i at once.
-  constexpr std::uint64_t key() const noexcept { return key_; }
+  GRADCOMP_HD constexpr std::uint64_t key() const noexcept { return key_; }
 
  private:
   std::uint64_t key_;
@@ -69,7 +71,7 @@ class counter_stream {
 /// order, then the k-th smallest hash among the candidates, and the candidates at or below
 /// it. If the bound caught fewer than k, or more than the scratch allows (random_k_scratch_cap),
 /// it is moved (doubled, or bisected) and the pass repeated.
-constexpr std::uint64_t random_k_hash(const counter_stream& stream, std::uint64_t i) noexcept { return stream.bits(i); }
+GRADCOMP_HD constexpr std::uint64_t random_k_hash(const counter_stream& stream, std::uint64_t i) noexcept { return stream.bits(i); }
 
 /// The most candidates the search keeps: 2k + 64 (the expected k + 5 sqrt(k) + 8 is many
 /// standard deviations below it), so the scratch is O(k).

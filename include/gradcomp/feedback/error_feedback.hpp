@@ -33,6 +33,7 @@
 #include "../detail/element_rules.hpp"
 #include "../error.hpp"
 #include "../execution.hpp"
+#include "../float16.hpp"
 #include "checkpoint.hpp"
 
 namespace gradcomp {
@@ -100,6 +101,21 @@ class error_feedback {
   template <execution_policy Policy>
   const Payload& compress(const Policy& policy, std::span<const T> g, T scale = T(1)) {
     step(policy, g, scale, message_);
+    return message_;
+  }
+
+  /// The same step on a 16-bit gradient (bfloat16, float16; residual and message float32):
+  /// g is widened to float32, exactly, into a buffer of dim floats kept for the next call
+  /// (allocated on the first 16-bit step), so the result has the bits of the step on the
+  /// widened gradient. A GPU back end fuses the widening into its kernel instead.
+  template <execution_policy Policy, half_precision H>
+    requires std::same_as<T, float>
+  const Payload& compress(const Policy& policy, std::span<const H> g, T scale = T(1)) {
+    if (g.size() != dim())
+      detail::fail("error_feedback", "input size ", g.size(), " does not match the residual dimension ", dim());
+    widened_.resize(dim());
+    backend::run<backend::widen_hook>(policy, g, std::span<float>(widened_));
+    step(policy, std::span<const T>(widened_), scale, message_);
     return message_;
   }
 
@@ -328,6 +344,7 @@ class error_feedback {
   C compressor_;
   std::vector<T> residual_;
   std::vector<T> scratch_;  // double_buffered: the new residual, swapped with residual_ each step
+  std::vector<T> widened_;  // a 16-bit gradient widened to T (empty until the first such step)
   feedback_storage storage_;
   Payload message_;
   Payload staging_;  // the message being formed; swapped into the caller's payload on success
