@@ -36,7 +36,9 @@ struct compress_fn {
 struct decompress_add_fn {
   /// dense += alpha * decode(p) on a back end (backend::run: decompress_add_with found by
   /// ADL, else the fallback's, else the payload's own sequential member).
-  template <execution_policy Policy, payload P, std::ranges::contiguous_range R>
+  /// (P is any payload type the policy has a kernel for: a back end's device payloads too.)
+  template <execution_policy Policy, class P, std::ranges::contiguous_range R>
+    requires std::floating_point<typename P::value_type>
   void operator()(const Policy& policy, const P& p, R&& dense,
                   typename P::value_type alpha = typename P::value_type(1)) const {
     using T = typename P::value_type;

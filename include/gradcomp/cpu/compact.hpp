@@ -35,19 +35,7 @@ namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail {
 inline constexpr std::size_t compact_block = tuning::compact::block;
 inline constexpr std::size_t compact_chunk = tuning::compact::chunk;
 
-/// The magnitude-key bound equivalent to !(fabs(double(x)) < lambda) for x of type T:
-/// x is kept iff magnitude_key(x) >= bound. For float, this is the key of the smallest float
-/// >= lambda (no float lies strictly between a float below lambda and that one).
-template <class T>
-uint_of<T> threshold_key(double lambda) {
-  if constexpr (sizeof(T) == 8) {
-    return magnitude_key(lambda);
-  } else {
-    float t = static_cast<float>(lambda);
-    if (static_cast<double>(t) < lambda) t = std::nextafter(t, std::numeric_limits<float>::infinity());
-    return magnitude_key(t);
-  }
-}
+using gradcomp::detail::threshold_key;
 
 /// Gives out dimension d for a kernel that then sizes out's entries and writes every one.
 /// Unlike out.reset(d) it leaves the entry vectors at their old size, so the kernel's resize

@@ -29,6 +29,21 @@ GRADCOMP_HD constexpr uint_of<T> magnitude_key(T x) noexcept {
   return std::bit_cast<U>(x) & static_cast<U>(~sign);
 }
 
+/// hard_threshold's rule as a magnitude-key bound: !(fabs(double(x)) < lambda) for x of type
+/// T iff magnitude_key(x) >= threshold_key<T>(lambda) (lambda >= 0, not NaN). For float this
+/// is the key of the smallest float >= lambda (no float lies strictly between a float below
+/// lambda and that one). Every back end keeps exactly these keys.
+template <class T>
+uint_of<T> threshold_key(double lambda) {
+  if constexpr (sizeof(T) == 8) {
+    return magnitude_key(lambda);
+  } else {
+    float t = static_cast<float>(lambda);
+    if (static_cast<double>(t) < lambda) t = std::nextafter(t, std::numeric_limits<float>::infinity());
+    return magnitude_key(t);
+  }
+}
+
 /// a * b, or fail(where, what) if it overflows std::size_t.
 inline std::size_t checked_mul(std::size_t a, std::size_t b, const char* where, const char* what) {
   if (a != 0 && b > std::numeric_limits<std::size_t>::max() / a)

@@ -35,6 +35,7 @@
 #include <optional>
 #include <span>
 
+#include "host_device.hpp"
 #include "strict_fp.hpp"
 
 namespace gradcomp::detail {
@@ -61,10 +62,45 @@ double pairwise_sum(std::size_t n, Leaf&& leaf) {
   return n == 0 ? 0.0 : pairwise_tree(0, std::bit_ceil(n), n, leaf);
 }
 
+/// The pairwise tree over leaves pushed one at a time, left to right, in O(levels) memory: a
+/// binary counter of partial sums, where pushing leaf j adds together the completed subtrees
+/// that j closes (left + right, as pairwise_tree adds them). After 2^L pushes (leaves past the
+/// end pushed as zero) result() has pairwise_tree's bits over those 2^L leaves. A GPU thread
+/// or a SIMD lane sums an aligned run of rows or blocks with it (__host__ __device__, so the
+/// CPU tests check it against pairwise_tree).
+template <int MaxLevels>
+struct pairwise_accumulator {
+  double partial[MaxLevels + 1];
+  unsigned depth = 0;
+  unsigned long long count = 0;
+
+  GRADCOMP_NO_FP_CONTRACT GRADCOMP_HD void push(double leaf) {
+    GRADCOMP_NO_FP_CONTRACT_BODY
+    for (unsigned long long c = count; c & 1; c >>= 1) leaf = partial[--depth] + leaf;
+    partial[depth++] = leaf;
+    ++count;
+  }
+  /// The sum, once a power of two of leaves has been pushed.
+  GRADCOMP_HD double result() const { return count == 0 ? 0.0 : partial[0]; }
+};
+
+/// Sum of leaf(i) over the aligned run of `count` (a power of two) leaves from `first`,
+/// leaves at or past `end` being zero: a subtree of every pairwise tree that contains the run.
+/// Each GPU thread of the CUDA back end's sums runs this on its rows or blocks.
+template <int MaxLevels, class Leaf>
+GRADCOMP_HD double aligned_run_sum(const Leaf& leaf, std::size_t first, std::size_t count, std::size_t end) {
+  pairwise_accumulator<MaxLevels> acc;
+  for (std::size_t j = 0; j < count; ++j) acc.push(first + j < end ? leaf(first + j) : 0.0);
+  return acc.result();
+}
+
 /// The reference fold of the eight lane sums.
-GRADCOMP_NO_FP_CONTRACT inline double fold_lanes(const std::array<double, reduction_lanes>& lane) noexcept {
+GRADCOMP_NO_FP_CONTRACT GRADCOMP_HD inline double fold_lanes(const double* lane) noexcept {
   GRADCOMP_NO_FP_CONTRACT_BODY
   return ((lane[0] + lane[4]) + (lane[2] + lane[6])) + ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+}
+GRADCOMP_NO_FP_CONTRACT inline double fold_lanes(const std::array<double, reduction_lanes>& lane) noexcept {
+  return fold_lanes(lane.data());
 }
 
 /// Sum of f(x_i) over one block (at most reduction_block elements): per lane, the pairwise
@@ -93,13 +129,13 @@ double ordered_sum(std::span<const T> x, F f) {
 
 /// The summand of l1_norm, in double.
 template <class T>
-double abs_summand(T v) noexcept {
+GRADCOMP_HD double abs_summand(T v) noexcept {
   return std::fabs(static_cast<double>(v));
 }
 
 /// The summand of squared_norm: for float input every square is exact in double.
 template <class T>
-GRADCOMP_NO_FP_CONTRACT double square_summand(T v) noexcept {
+GRADCOMP_NO_FP_CONTRACT GRADCOMP_HD double square_summand(T v) noexcept {
   GRADCOMP_NO_FP_CONTRACT_BODY
   const double w = static_cast<double>(v);
   return w * w;

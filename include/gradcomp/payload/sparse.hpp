@@ -61,11 +61,14 @@ struct sparse_vector {
 
   std::size_t sent_elements() const noexcept { return indices.size(); }
 
-  std::size_t wire_bytes() const {
+  std::size_t wire_bytes() const { return wire_bytes_for(indices.size()); }
+
+  /// The encoded size of a sparse_vector<T, Index> with nnz entries (a device payload's too).
+  static std::size_t wire_bytes_for(std::size_t nnz) {
     const char* where = "wire_bytes";
     const std::size_t per_entry = wire_index_bytes + sizeof(T);
-    return detail::checked_add(detail::header_bytes + 8, detail::checked_mul(indices.size(), per_entry, where, "payload"),
-                               where, "payload");
+    return detail::checked_add(detail::header_bytes + 8, detail::checked_mul(nnz, per_entry, where, "payload"), where,
+                               "payload");
   }
 
   std::size_t encode_to(std::span<std::byte> dst) const {

@@ -1,0 +1,187 @@
+#pragma once
+// gc::cuda::error_feedback<C, T>: error feedback with the residual, the gradient and the
+// message in device memory.
+//
+// Each step computes, on the policy's stream, what gc::error_feedback computes on the host:
+//     p = e + scale * g          (g float32, or bfloat16 / float16 widened exactly)
+//     m = C(p)                   (the back end's kernel for C)
+//     e = p - decode(m)
+// and ||e||^2 in the reference order, with the same bits (the pieces are the reference's
+// rules; the tests compare with exec::seq). The new residual is formed beside the old one
+// and swapped in on success, so a rejected step changes nothing and undo() can take one back.
+//
+// Synchronisation: compress() waits once for the stream, to read ||e||^2 and the message's
+// entry count (16 bytes), since a step whose residual is not finite must be rejected before
+// it is committed. Everything else stays on the device. (A variant that keeps the check on
+// the device, for CUDA graphs, would have to commit conditionally in a kernel.)
+#include <cuda_runtime_api.h>
+
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#include "../backend.hpp"
+#include "../error.hpp"
+#include "../feedback/checkpoint.hpp"
+#include "../float16.hpp"
+#include "elementwise.cuh"
+#include "error.cuh"
+#include "launch.cuh"
+#include "memory.cuh"
+#include "payload.cuh"
+#include "policy.cuh"
+#include "reduce.cuh"
+#include "sparse_vector.cuh"
+
+namespace gradcomp::cuda::detail {
+
+/// The first i with a non-finite value(i), by atomicMin (n if none).
+template <class T, class G>
+__global__ void first_non_finite_kernel(const G* g, std::size_t n, unsigned long long* first) {
+  for (std::size_t i = global_thread(); i < n; i += grid_threads())
+    if (!isfinite(static_cast<double>(gradient_at<T>(g, i)))) atomicMin(first, static_cast<unsigned long long>(i));
+}
+
+/// Squares of the new residual, after p - decode(m) was written into it.
+template <class T>
+using residual_leaf = square_leaf<T>;
+
+}  // namespace gradcomp::cuda::detail
+
+namespace gradcomp::cuda {
+
+template <class C, std::floating_point T = float>
+class error_feedback {
+ public:
+  using compressor_type = C;
+  using value_type = T;
+  using message_type = device_payload_t<C, T>;
+
+  /// Wraps c for vectors of dimension dim; the residual starts at zero (allocates 2 dim
+  /// values of device memory; synchronises once).
+  error_feedback(C c, std::size_t dim) : compressor_(std::move(c)), residual_(dim), scratch_(dim), flags_(2) {
+    if (dim > 0)
+      detail::check(cudaMemset(residual_.data(), 0, dim * sizeof(T)), "error_feedback", "cudaMemset");
+  }
+
+  /// One step on the policy's stream: p = e + scale * g; m = C(p); e = p - decode(m), g in
+  /// device memory (T, bfloat16 or float16). Returns m, valid until the next successful
+  /// call. On error (size, non-finite scale or gradient, overflow) nothing changes.
+  template <class G>
+    requires std::same_as<G, T> || (half_precision<G> && std::same_as<T, float>)
+  const message_type& compress(const par_t& policy, std::span<const G> g, T scale = T(1)) {
+    if (g.size() != dim())
+      gradcomp::detail::fail("error_feedback", "input size ", g.size(), " does not match the residual dimension ", dim());
+    if (!std::isfinite(scale)) gradcomp::detail::fail("error_feedback", "scale must be finite (got ", scale, ")");
+    const std::span<T> p(scratch_.data(), dim());
+    detail::feedback_input(policy, std::span<const T>(residual_.data(), dim()), g, scale, p);
+    backend::run<backend::compress_hook>(policy, compressor_, std::span<const T>(p), staging_);
+    backend::run<backend::decompress_add_hook>(policy, std::as_const(staging_), p, T(-1));
+
+    detail::temp_layout layout;
+    const std::size_t sums = layout.add(detail::block_sums_bytes(dim()));
+    void* base = policy.workspace().reserve(layout.total(), policy.stream);
+    double* device_error = reinterpret_cast<double*>(flags_.data());
+    detail::ordered_sum_async(policy, dim(), detail::square_leaf<T>{p.data()}, static_cast<double*>(layout.at(base, sums)),
+                              device_error);
+    // One wait: ||e||^2 and the entry count.
+    unsigned long long host[2] = {0, 0};
+    detail::check(cudaMemcpyAsync(&host[0], device_error, sizeof(double), cudaMemcpyDeviceToHost, policy.stream),
+                  "error_feedback", "cudaMemcpyAsync");
+    detail::check(cudaMemcpyAsync(&host[1], staging_.count(), sizeof(std::uint64_t), cudaMemcpyDeviceToHost,
+                                  policy.stream),
+                  "error_feedback", "cudaMemcpyAsync");
+    detail::check(cudaStreamSynchronize(policy.stream), "error_feedback", "cudaStreamSynchronize");
+    double error = 0.0;
+    static_assert(sizeof error == sizeof host[0]);
+    std::memcpy(&error, &host[0], sizeof error);
+    if (!std::isfinite(error)) reject(policy, g);
+
+    using std::swap;
+    swap(residual_, scratch_);
+    swap(message_, staging_);
+    can_undo_ = true;
+    previous_metrics_ = metrics_;
+    ++metrics_.steps;
+    metrics_.elements_sent += host[1];
+    metrics_.wire_bytes += gradcomp::sparse_vector<T>::wire_bytes_for(static_cast<std::size_t>(host[1]));
+    metrics_.total_error += error;
+    return message_;
+  }
+
+  /// The same with a gradient span of non-const elements.
+  template <class G>
+    requires(!std::is_const_v<G>)
+  const message_type& compress(const par_t& policy, std::span<G> g, T scale = T(1)) {
+    return compress(policy, std::span<const G>(g), scale);
+  }
+
+  /// The residual e, in device memory.
+  std::span<const T> error() const noexcept { return {residual_.data(), dim()}; }
+  const message_type& message() const noexcept { return message_; }
+  const C& base() const noexcept { return compressor_; }
+  std::size_t dim() const noexcept { return residual_.size(); }
+  const feedback_metrics& metrics() const noexcept { return metrics_; }
+
+  /// Takes back the last successful step (its residual is still in the other buffer).
+  void undo() {
+    if (!can_undo_) gradcomp::detail::fail("error_feedback::undo", "no step to undo");
+    using std::swap;
+    swap(residual_, scratch_);
+    metrics_ = previous_metrics_;
+    can_undo_ = false;
+  }
+
+ private:
+  /// Names the cause of a non-finite new residual and throws; the state is unchanged.
+  template <class G>
+  [[noreturn]] void reject(const par_t& policy, std::span<const G> g) {
+    auto* first = reinterpret_cast<unsigned long long*>(flags_.data()) + 1;
+    const unsigned long long none = g.size();
+    detail::check(cudaMemcpyAsync(first, &none, sizeof none, cudaMemcpyHostToDevice, policy.stream), "error_feedback",
+                  "cudaMemcpyAsync");
+    detail::first_non_finite_kernel<T><<<detail::grid_for(g.size(), tuning::elementwise::block_threads,
+                                                          tuning::elementwise::max_blocks),
+                                         tuning::elementwise::block_threads, 0, policy.stream>>>(g.data(), g.size(),
+                                                                                                  first);
+    detail::check_launch("error_feedback", "first_non_finite_kernel");
+    unsigned long long i = none;
+    detail::check(cudaMemcpyAsync(&i, first, sizeof i, cudaMemcpyDeviceToHost, policy.stream), "error_feedback",
+                  "cudaMemcpyAsync");
+    detail::check(cudaStreamSynchronize(policy.stream), "error_feedback", "cudaStreamSynchronize");
+    const std::string where = "error_feedback<" + std::string(C::name) + ">";
+    if (i < none) {
+      G v{};
+      detail::check(cudaMemcpy(&v, g.data() + i, sizeof v, cudaMemcpyDeviceToHost), "error_feedback", "cudaMemcpy");
+      T shown{};
+      if constexpr (half_precision<G>)
+        shown = to_float(v);
+      else
+        shown = v;
+      gradcomp::detail::fail(where.c_str(), "x[", i, "] = ", shown,
+                             " is not finite; error feedback rejects non-finite input and leaves its state unchanged");
+    }
+    gradcomp::detail::fail(where.c_str(),
+                           "the new residual is not finite (e + scale * x overflowed, or the message decodes to a "
+                           "non-finite value); error feedback rejects the step and leaves its state unchanged");
+  }
+
+  C compressor_;
+  device_buffer<T> residual_;
+  device_buffer<T> scratch_;
+  device_buffer<double> flags_;  // [0]: ||e||^2 of the step; [1]: first non-finite index (as u64)
+  message_type message_;
+  message_type staging_;
+  feedback_metrics metrics_;
+  feedback_metrics previous_metrics_;
+  bool can_undo_ = false;
+};
+
+}  // namespace gradcomp::cuda
