@@ -52,7 +52,9 @@ OUT=$1
 mkdir -p "$OUT"
 tests=$BUILD/tests/gradcomp_cuda_tests
 bench=$BUILD/bench/cuda/gradcomp_cuda_bench
-if [[ ! -x "$tests" || ! -x "$bench" ]] || ! "$tests" --list-test-cases >/dev/null 2>&1; then
+# Rebuild when the carried binaries are missing or do not load here (a library they need).
+if [[ ! -x "$tests" || ! -x "$bench" ]] || ! "$tests" --list-test-cases >/dev/null 2>&1 ||
+   ! "$bench" --benchmark_list_tests >/dev/null 2>&1; then
   echo "gpu-check: building in $BUILD"
   build 2>&1 | tail -5
 fi
