@@ -33,7 +33,11 @@ def main():
     ap.add_argument("torch", nargs="?")
     ap.add_argument("--out")
     a = ap.parse_args()
-    context, rows = load_bench(a.bench)
+    try:
+        context, rows = load_bench(a.bench)
+    except (OSError, ValueError) as e:
+        print(f"gpu_table.py: no benchmark results ({e})")
+        return 1
     torch = None
     if a.torch:
         try:
@@ -90,7 +94,8 @@ def main():
         with open(a.out, "w") as f:
             f.write(text)
     print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
