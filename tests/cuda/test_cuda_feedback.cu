@@ -66,3 +66,17 @@ TEST_CASE("error_feedback: a non-finite gradient is rejected, the state unchange
   CHECK(gt::same_bits(to_host(ef.error()), before));
   CHECK_THROWS_AS(ef.undo(), gc::error);
 }
+
+TEST_CASE("error_feedback: a finite residual whose squared norm overflows a double is accepted, as on the host") {
+  const std::size_t d = 10;
+  const std::vector<double> g(d, 1e200);  // every square overflows; no entry is sent, none is infinite
+  gc::error_feedback<gc::hard_threshold, double> host(gc::hard_threshold{.lambda = 1e300}, d);
+  gc::cuda::error_feedback<gc::hard_threshold, double> device(gc::hard_threshold{.lambda = 1e300}, d);
+  host.compress(gc::exec::seq, std::span<const double>(g));
+  const device_copy<double> dg(g);
+  device.compress(gc::cuda::par, dg.span());
+  CHECK(std::isinf(host.metrics().total_error));
+  CHECK(std::isinf(device.metrics().total_error));
+  CHECK(device.metrics().steps == 1);
+  CHECK(gt::same_bits(to_host(device.error()), std::vector<double>(host.error().begin(), host.error().end())));
+}

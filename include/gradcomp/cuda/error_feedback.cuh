@@ -102,7 +102,7 @@ class error_feedback {
     double error = 0.0;
     static_assert(sizeof error == sizeof host[0]);
     std::memcpy(&error, &host[0], sizeof error);
-    if (!std::isfinite(error)) reject(policy, g);
+    if (!std::isfinite(error)) reject_if_non_finite(policy, g, std::span<const T>(p));
 
     using std::swap;
     swap(residual_, scratch_);
@@ -140,24 +140,34 @@ class error_feedback {
   }
 
  private:
-  /// Names the cause of a non-finite new residual and throws; the state is unchanged.
-  template <class G>
-  [[noreturn]] void reject(const par_t& policy, std::span<const G> g) {
+  /// The first index of a non-finite value in v (T, or 16-bit widened), or v.size().
+  template <class V>
+  std::size_t first_non_finite(const par_t& policy, std::span<const V> v) {
     auto* first = reinterpret_cast<unsigned long long*>(flags_.data()) + 1;
-    const unsigned long long none = g.size();
+    const unsigned long long none = v.size();
     detail::check(cudaMemcpyAsync(first, &none, sizeof none, cudaMemcpyHostToDevice, policy.stream), "error_feedback",
                   "cudaMemcpyAsync");
-    detail::first_non_finite_kernel<T><<<detail::grid_for(g.size(), tuning::elementwise::block_threads,
-                                                          tuning::elementwise::max_blocks),
-                                         tuning::elementwise::block_threads, 0, policy.stream>>>(g.data(), g.size(),
-                                                                                                  first);
-    detail::check_launch("error_feedback", "first_non_finite_kernel");
+    if (!v.empty()) {
+      detail::first_non_finite_kernel<T><<<detail::grid_for(v.size(), tuning::elementwise::block_threads,
+                                                            tuning::elementwise::max_blocks),
+                                           tuning::elementwise::block_threads, 0, policy.stream>>>(v.data(), v.size(),
+                                                                                                    first);
+      detail::check_launch("error_feedback", "first_non_finite_kernel");
+    }
     unsigned long long i = none;
     detail::check(cudaMemcpyAsync(&i, first, sizeof i, cudaMemcpyDeviceToHost, policy.stream), "error_feedback",
                   "cudaMemcpyAsync");
     detail::check(cudaStreamSynchronize(policy.stream), "error_feedback", "cudaStreamSynchronize");
+    return static_cast<std::size_t>(i);
+  }
+
+  /// ||e||^2 was not finite: throws, naming the cause, if the gradient or the new residual
+  /// holds a non-finite value (the state is unchanged); returns when every entry is finite
+  /// and only the sum of squares overflowed (double input), which gc::error_feedback accepts.
+  template <class G>
+  void reject_if_non_finite(const par_t& policy, std::span<const G> g, std::span<const T> e_new) {
     const std::string where = "error_feedback<" + std::string(C::name) + ">";
-    if (i < none) {
+    if (const std::size_t i = first_non_finite(policy, g); i < g.size()) {
       G v{};
       detail::check(cudaMemcpy(&v, g.data() + i, sizeof v, cudaMemcpyDeviceToHost), "error_feedback", "cudaMemcpy");
       T shown{};
@@ -168,9 +178,10 @@ class error_feedback {
       gradcomp::detail::fail(where.c_str(), "x[", i, "] = ", shown,
                              " is not finite; error feedback rejects non-finite input and leaves its state unchanged");
     }
-    gradcomp::detail::fail(where.c_str(),
-                           "the new residual is not finite (e + scale * x overflowed, or the message decodes to a "
-                           "non-finite value); error feedback rejects the step and leaves its state unchanged");
+    if (first_non_finite(policy, e_new) < e_new.size())
+      gradcomp::detail::fail(where.c_str(),
+                             "the new residual is not finite (e + scale * x overflowed, or the message decodes to a "
+                             "non-finite value); error feedback rejects the step and leaves its state unchanged");
   }
 
   C compressor_;
