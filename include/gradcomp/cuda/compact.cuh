@@ -54,7 +54,7 @@ template <class T, class Index>
 void gather(const par_t& policy, const T* x, const Index* indices, const std::uint64_t* count, T* values,
             std::size_t capacity) {
   if (capacity == 0) return;
-  gather_kernel<<<grid_for(capacity, tuning::elementwise::block_threads, tuning::elementwise::max_blocks),
+  gather_kernel<<<elementwise_grid(capacity),
                   tuning::elementwise::block_threads, 0, policy.stream>>>(x, indices, count, values);
   check_launch("gather", "gather_kernel");
 }

@@ -37,8 +37,7 @@ void decompress_add_with(const par_t& policy, const sparse_vector<T, Index>& p, 
   if (dense.size() != p.dim())
     gradcomp::detail::fail("decompress_add", "dense size ", dense.size(), " does not match payload dim ", p.dim());
   if (p.capacity() == 0) return;
-  detail::scatter_add_kernel<<<detail::grid_for(p.capacity(), tuning::elementwise::block_threads,
-                                                tuning::elementwise::max_blocks),
+  detail::scatter_add_kernel<<<detail::elementwise_grid(p.capacity()),
                                tuning::elementwise::block_threads, 0, policy.stream>>>(p.indices(), p.values(),
                                                                                         p.count(), dense.data(), alpha);
   detail::check_launch("decompress_add", "scatter_add_kernel");

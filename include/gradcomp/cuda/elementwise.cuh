@@ -44,7 +44,7 @@ void feedback_input(const par_t& policy, std::span<const T> e, std::span<const G
   if (e.size() != p.size() || g.size() != p.size())
     gradcomp::detail::fail("cuda::feedback_input", "sizes differ: e ", e.size(), ", g ", g.size(), ", p ", p.size());
   if (p.empty()) return;
-  feedback_input_kernel<<<grid_for(p.size(), tuning::elementwise::block_threads, tuning::elementwise::max_blocks),
+  feedback_input_kernel<<<elementwise_grid(p.size()),
                           tuning::elementwise::block_threads, 0, policy.stream>>>(e.data(), g.data(), scale, p.data(),
                                                                                    p.size());
   check_launch("feedback_input", "feedback_input_kernel");
@@ -64,7 +64,7 @@ void feedback_input_with(const par_t& policy, std::span<const T> e, std::span<co
 template <half_precision H>
 void widen_with(const par_t& policy, std::span<const H> h, std::span<float> out) {
   if (h.empty()) return;
-  detail::widen_kernel<<<detail::grid_for(h.size(), tuning::elementwise::block_threads, tuning::elementwise::max_blocks),
+  detail::widen_kernel<<<detail::elementwise_grid(h.size()),
                          tuning::elementwise::block_threads, 0, policy.stream>>>(h.data(), out.data(), h.size());
   detail::check_launch("widen", "widen_kernel");
 }

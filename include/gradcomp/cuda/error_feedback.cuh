@@ -49,10 +49,6 @@ __global__ void first_non_finite_kernel(const G* g, std::size_t n, unsigned long
     if (!isfinite(static_cast<double>(gradient_at<T>(g, i)))) atomicMin(first, static_cast<unsigned long long>(i));
 }
 
-/// Squares of the new residual, after p - decode(m) was written into it.
-template <class T>
-using residual_leaf = square_leaf<T>;
-
 }  // namespace gradcomp::cuda::detail
 
 namespace gradcomp::cuda {
@@ -148,8 +144,7 @@ class error_feedback {
     detail::check(cudaMemcpyAsync(first, &none, sizeof none, cudaMemcpyHostToDevice, policy.stream), "error_feedback",
                   "cudaMemcpyAsync");
     if (!v.empty()) {
-      detail::first_non_finite_kernel<T><<<detail::grid_for(v.size(), tuning::elementwise::block_threads,
-                                                            tuning::elementwise::max_blocks),
+      detail::first_non_finite_kernel<T><<<detail::elementwise_grid(v.size()),
                                            tuning::elementwise::block_threads, 0, policy.stream>>>(v.data(), v.size(),
                                                                                                     first);
       detail::check_launch("error_feedback", "first_non_finite_kernel");

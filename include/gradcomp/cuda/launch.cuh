@@ -2,6 +2,8 @@
 // Grid sizes for the CUDA back end's grid-stride kernels.
 #include <cstddef>
 
+#include "tuning.cuh"
+
 namespace gradcomp::cuda::detail {
 
 /// Blocks for n items at `threads` per block, at least one, at most max_blocks (the kernels
@@ -9,6 +11,11 @@ namespace gradcomp::cuda::detail {
 constexpr unsigned grid_for(std::size_t n, int threads, int max_blocks) noexcept {
   const std::size_t blocks = (n + static_cast<std::size_t>(threads) - 1) / static_cast<std::size_t>(threads);
   return static_cast<unsigned>(blocks == 0 ? 1 : (blocks > static_cast<std::size_t>(max_blocks) ? max_blocks : blocks));
+}
+
+/// Blocks of an element-wise kernel over n items (tuning::elementwise).
+constexpr unsigned elementwise_grid(std::size_t n) noexcept {
+  return grid_for(n, tuning::elementwise::block_threads, tuning::elementwise::max_blocks);
 }
 
 /// The calling thread's index in a 1-D grid and the grid's thread count.

@@ -251,7 +251,7 @@ void compress_with(const par_t& policy, const top_k& c, std::span<const T> x, sp
       detail::check(cudaMemsetAsync(out.count(), 0, sizeof(std::uint64_t), policy.stream), "top_k", "cudaMemsetAsync");
       return;
     }
-    detail::keep_all_kernel<<<detail::grid_for(d, tuning::elementwise::block_threads, tuning::elementwise::max_blocks),
+    detail::keep_all_kernel<<<detail::elementwise_grid(d),
                               tuning::elementwise::block_threads, 0, policy.stream>>>(x.data(), d, out.indices(),
                                                                                        out.values(), out.count());
     detail::check_launch("top_k", "keep_all_kernel");
