@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -40,7 +41,8 @@ inline std::string& requested_target() {
 /// The thread counts the issue asks for: 1, 2 and more threads than this machine's cores.
 inline constexpr int thread_counts[] = {1, 2, 8};
 
-/// exec::par forced onto the workers even for tiny inputs, as shipped, and forced inline.
+/// exec::par forced onto the workers even for tiny inputs, as shipped, and forced inline (last:
+/// policies() drops it after the first thread count).
 inline const gc::exec::par_t par_policies[] = {gc::exec::par.with_min_parallel_size(0), gc::exec::par,
                                                gc::exec::par.with_min_parallel_size(SIZE_MAX)};
 
@@ -72,15 +74,34 @@ void place_specials(std::vector<T>& x, std::uint64_t seed, std::size_t count) {
   for (std::size_t j = 0; j < count; ++j) x[pos(rng)] = specials[j % 5];
 }
 
+/// How many thread counts for_each_thread_count has run body() under so far (0 outside it).
+inline int& thread_count_pass() {
+  static int pass = 0;
+  return pass;
+}
+
 /// Runs body() under each thread count.
 template <class F>
 void for_each_thread_count(F&& body) {
+  struct reset {
+    ~reset() { thread_count_pass() = 0; }
+  } at_exit;
   for (const int threads : thread_counts) {
     if (sanitized_build && threads == 1) continue;
     tbb::global_control limit(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
     CAPTURE(threads);
     body();
+    ++thread_count_pass();
   }
+}
+
+/// The policies to run now: all of par_policies on for_each_thread_count's first pass (and
+/// outside it); on later passes only the two that reach the workers. The inline policy never
+/// wakes a worker, so another thread count cannot change what it computes, and running it
+/// again would only repeat its first run.
+inline std::span<const gc::exec::par_t> policies() {
+  const std::span<const gc::exec::par_t> all(par_policies);
+  return thread_count_pass() == 0 ? all : all.first(2);
 }
 
 }  // namespace gradcomp_par_test

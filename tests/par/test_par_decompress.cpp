@@ -20,7 +20,7 @@ void check_decompress(const P& p, const std::vector<T>& dense0) {
     p.decompress_add(std::span<T>(ref), alpha);
     std::vector<T> got;
     for_each_thread_count([&] {
-      for (const auto& policy : par_policies) {
+      for (const auto& policy : policies()) {
         CAPTURE(policy_name(policy));
         got = dense0;
         gc::decompress_add(policy, p, got, alpha);
@@ -34,7 +34,7 @@ void check_decompress(const P& p, const std::vector<T>& dense0) {
 template <class T, class P>
 void check_decompress_error(const P& p, std::size_t dense_size) {
   const std::vector<T> dense0 = gt::make_input<T>(gt::input_kind::normal, dense_size, 77);
-  for (const auto& policy : par_policies) {
+  for (const auto& policy : policies()) {
     CAPTURE(policy_name(policy));
     std::vector<T> seq_dense = dense0, par_dense = dense0;
     check_same_error([&] { p.decompress_add(std::span<T>(seq_dense), T(1)); },
@@ -232,7 +232,7 @@ TEST_CASE_TEMPLATE("par identity: the message is x, bit for bit", T, float, doub
       CAPTURE(d);
       std::vector<T> x = gt::make_input<T>(gt::input_kind::heavy_tailed, d, d);
       place_specials(x, d, 1 + d / 100);
-      for (const auto& policy : par_policies) {
+      for (const auto& policy : policies()) {
         CAPTURE(policy_name(policy));
         gc::dense_vector<T> out;
         out.values.assign(d + 1, T(3));  // wrong size
@@ -249,7 +249,7 @@ TEST_CASE_TEMPLATE("par identity: the message is x, bit for bit", T, float, doub
 TEST_CASE_TEMPLATE("par error_feedback<identity>: bit-identical to seq over several steps", T, float, double) {
   for_each_thread_count([] {
     for (const std::size_t d : feedback_sizes()) {
-      for (const auto& policy : par_policies) {
+      for (const auto& policy : policies()) {
         CAPTURE(d);
         CAPTURE(policy_name(policy));
         check_feedback_steps<T>(gc::identity{}, d, policy);

@@ -20,7 +20,7 @@ void check_in_place(C c, const std::vector<float>& e0, const std::vector<float>&
   const double ref_norm = gc::backend::run<gc::backend::feedback_step_hook>(
       gc::exec::seq, c, std::span<const float>(e0), gs, scale, std::span<float>(ref_e), ref);
   for_each_thread_count([&] {
-    for (const auto& policy : par_policies) {
+    for (const auto& policy : policies()) {
       CAPTURE(policy_name(policy));
       std::vector<float> e = e0;
       gc::payload_t<C, float> got;

@@ -15,7 +15,7 @@ template <gc::half_precision H, class C>
 void check_half_par(const C& c, std::size_t d) {
   std::vector<float> base = gt::make_input<float>(gt::input_kind::heavy_tailed, d, d + 1);
   for_each_thread_count([&] {
-    for (const auto& policy : par_policies) {
+    for (const auto& policy : policies()) {
       CAPTURE(policy_name(policy));
       for (const auto storage : {gc::feedback_storage::double_buffered, gc::feedback_storage::in_place}) {
         gc::error_feedback<C, float> seq_ef(c, d, storage), par_ef(c, d, storage);

@@ -13,7 +13,7 @@ void check_threshold(const std::vector<T>& x, double lambda) {
   CAPTURE(lambda);
   gc::sparse_vector<T> ref, got;
   gc::compress(gc::exec::seq, gc::hard_threshold{.lambda = lambda}, x, ref);
-  for (const auto& policy : par_policies) {
+  for (const auto& policy : policies()) {
     CAPTURE(policy_name(policy));
     got.indices.assign(3, 7);  // stale contents must be replaced
     gc::compress(policy, gc::hard_threshold{.lambda = lambda}, x, got);
@@ -69,7 +69,7 @@ TEST_CASE_TEMPLATE("par error_feedback<hard_threshold>: fused step bit-identical
                    double) {
   for_each_thread_count([] {
     for (const std::size_t d : par_sizes()) {
-      for (const auto& policy : par_policies) {
+      for (const auto& policy : policies()) {
         CAPTURE(d);
         CAPTURE(policy_name(policy));
         const double lambda = 1.1;
@@ -129,7 +129,7 @@ TEST_CASE_TEMPLATE("par reductions: l1 and squared norms bit-identical to seq", 
         CAPTURE(d);
         std::vector<T> x = gt::make_input<T>(kind, d, d + 11);
         if (d % 4 == 1) place_specials(x, d, 2);
-        for (const auto& policy : par_policies) {
+        for (const auto& policy : policies()) {
           const std::span<const T> s(x);
           CHECK(gt::same_result(gc::cpu::detail::l1_norm(policy, s), gc::detail::l1_norm(s)));
           CHECK(gt::same_result(gc::cpu::detail::squared_norm(policy, s), gc::detail::squared_norm(s)));

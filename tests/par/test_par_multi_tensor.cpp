@@ -42,20 +42,6 @@ struct model {
   }
 };
 
-/// Layer shapes like a small network: big weights, tiny biases and norms, some empty.
-std::vector<std::size_t> layer_sizes(std::size_t layers, std::size_t big, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<std::size_t> sizes;
-  for (std::size_t i = 0; i < layers; ++i) {
-    switch (rng() % 5) {
-      case 0: sizes.push_back(big + rng() % 5000); break;
-      case 1: sizes.push_back(rng() % 64); break;
-      case 2: sizes.push_back(0); break;
-      default: sizes.push_back(1 + rng() % 3000); break;
-    }
-  }
-  return sizes;
-}
 
 }  // namespace
 
@@ -69,8 +55,8 @@ TEST_CASE_TEMPLATE("par compress_model: top_k and hard_threshold over the concat
       {70000},
       {65536, 1, 65535, 2, 4096},
       {40000, 40000, 40000},
-      layer_sizes(40, 20000, 1),
-      layer_sizes(12, 300000, 2),
+      gt::layer_sizes(40, 20000, 1),
+      gt::layer_sizes(12, 300000, 2),
       {1 << 20},
       {100000, 0, 700000, 33, 250000},
   };
@@ -89,7 +75,7 @@ TEST_CASE_TEMPLATE("par compress_model: top_k and hard_threshold over the concat
       gc::compress(gc::exec::seq, gc::top_k{.k = k}, all, via_concat);
       check_same_sparse(via_concat, ref);
       for_each_thread_count([&] {
-        for (const auto& policy : par_policies) {
+        for (const auto& policy : policies()) {
           CAPTURE(policy_name(policy));
           gc::sparse_vector<T> got;
           got.indices.assign(2, 1);
@@ -103,7 +89,7 @@ TEST_CASE_TEMPLATE("par compress_model: top_k and hard_threshold over the concat
       gc::sparse_vector<T> ref;
       gc::compress_model(gc::exec::seq, gc::hard_threshold{.lambda = lambda}, m.tensors, ref);
       for_each_thread_count([&] {
-        for (const auto& policy : par_policies) {
+        for (const auto& policy : policies()) {
           gc::sparse_vector<T> got;
           gc::compress_model(policy, gc::hard_threshold{.lambda = lambda}, m.tensors, got);
           check_same_sparse(ref, got);
@@ -160,10 +146,10 @@ TEST_CASE_TEMPLATE("par compress_model: whole-model top_k takes every path witho
 
 TEST_CASE_TEMPLATE("par compress_layers: every compressor layer by layer, bit-identical to the seq loop", T, float,
                    double) {
-  const model<T> m(layer_sizes(300, 5000, 7), 7);
+  const model<T> m(gt::layer_sizes(300, 5000, 7), 7);
   const std::size_t n = m.tensors.size();
   for_each_thread_count([&] {
-    for (const auto& policy : par_policies) {
+    for (const auto& policy : policies()) {
       CAPTURE(policy_name(policy));
       for (const std::size_t k : {std::size_t{1}, std::size_t{17}, std::size_t{1000}}) {
         std::vector<gc::sparse_vector<T>> ref(n), got(n);
@@ -251,7 +237,7 @@ TEST_CASE_TEMPLATE("par compress_layers: a tensor failing part-way throws the fi
   // Several tensors hold a NaN, each at its own position, so the message (x[pos]) tells which
   // failed: every back end throws the lowest failing tensor's error, the one the seq loop
   // throws, and leaves a seeded compressor's step where it was before the call.
-  model<T> m(layer_sizes(200, 20000, 11), 11, false);
+  model<T> m(gt::layer_sizes(200, 20000, 11), 11, false);
   const std::size_t n = m.tensors.size();
   std::vector<std::size_t> failing;
   for (std::size_t i = 0; i < n && failing.size() < 4; ++i)
@@ -267,7 +253,7 @@ TEST_CASE_TEMPLATE("par compress_layers: a tensor failing part-way throws the fi
     CHECK(expected.find("x[10]") != std::string::npos);  // failing[0]'s NaN
     CHECK(seq_c.step == step0);
     for_each_thread_count([&] {
-      for (const auto& policy : par_policies) {
+      for (const auto& policy : policies()) {
         CAPTURE(policy_name(policy));
         C par_c = compressor;
         CHECK(error_of([&] { gc::compress_layers(policy, par_c, m.tensors, got); }) == expected);

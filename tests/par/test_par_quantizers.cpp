@@ -21,7 +21,7 @@ void check_quantizer(const std::vector<T>& x, const C& c) {
   gc::compress(gc::exec::seq, seq_c, x, ref1);
   gc::compress(gc::exec::seq, seq_c, x, ref2);
   for_each_thread_count([&] {
-    for (const auto& policy : par_policies) {
+    for (const auto& policy : policies()) {
       CAPTURE(policy_name(policy));
       C par_c = c;
       gc::quantized_vector<T> got;
@@ -130,7 +130,7 @@ TEST_CASE_TEMPLATE("par qsgd: errors match seq, out and step unchanged", T, floa
     for (const std::size_t d : {std::size_t{5}, std::size_t{70001}, std::size_t{3 * 65536 + 4099}}) {
       CAPTURE(d);
       const std::vector<T> good = gt::make_input<T>(gt::input_kind::normal, d, 1);
-      for (const auto& policy : par_policies) {
+      for (const auto& policy : policies()) {
         CAPTURE(policy_name(policy));
         gc::quantized_vector<T> before;
         gc::qsgd warm{.s = 3};
@@ -163,7 +163,7 @@ TEST_CASE_TEMPLATE("par grid_rounding: errors match seq, out and step unchanged"
     for (const std::size_t d : {std::size_t{5}, std::size_t{70001}, std::size_t{3 * 65536 + 4099}}) {
       CAPTURE(d);
       const std::vector<T> good = gt::make_input<T>(gt::input_kind::normal, d, 2);
-      for (const auto& policy : par_policies) {
+      for (const auto& policy : policies()) {
         CAPTURE(policy_name(policy));
         gc::quantized_vector<T> before;
         gc::grid_rounding warm{.spacing = 0.5};
@@ -202,7 +202,7 @@ TEST_CASE_TEMPLATE("par grid_rounding: errors match seq, out and step unchanged"
 TEST_CASE_TEMPLATE("par error_feedback<qsgd>: bit-identical to seq over several steps", T, float, double) {
   for_each_thread_count([] {
     for (const std::size_t d : feedback_sizes()) {
-      for (const auto& policy : par_policies) {
+      for (const auto& policy : policies()) {
         CAPTURE(d);
         CAPTURE(policy_name(policy));
         check_feedback_steps<T>(gc::qsgd{.s = 4, .seed = 99, .step = 2}, d, policy);
@@ -249,7 +249,7 @@ void check_same_outcome(const std::vector<T>& x, const C& c, const Payload& befo
   } catch (const gc::error&) {
     seq_threw = true;
   }
-  for (const auto& policy : par_policies) {
+  for (const auto& policy : policies()) {
     CAPTURE(policy_name(policy));
     if (seq_threw) {
       check_same_rejection(policy, c, std::span<const T>(x), before);

@@ -18,7 +18,7 @@ void check_random_k(const std::vector<T>& x, const C& c) {
   gc::compress(gc::exec::seq, seq_c, x, ref1);
   gc::compress(gc::exec::seq, seq_c, x, ref2);
   for_each_thread_count([&] {
-    for (const auto& policy : par_policies) {
+    for (const auto& policy : policies()) {
       CAPTURE(policy_name(policy));
       C par_c = c;
       gc::seeded_sparse_vector<T, Index> got;
@@ -67,7 +67,7 @@ TEST_CASE_TEMPLATE("par random_k: errors match seq, out and step unchanged", T, 
   for (const std::size_t d : {std::size_t{10}, std::size_t{70000}}) {
     CAPTURE(d);
     const std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, d, 3);
-    for (const auto& policy : par_policies) {
+    for (const auto& policy : policies()) {
       CAPTURE(policy_name(policy));
       {
         gc::seeded_sparse_vector<T> before;
@@ -91,7 +91,7 @@ TEST_CASE_TEMPLATE("par random_k: errors match seq, out and step unchanged", T, 
 TEST_CASE_TEMPLATE("par error_feedback<random_k>: bit-identical to seq over several steps", T, float, double) {
   for_each_thread_count([] {
     for (const std::size_t d : feedback_sizes()) {
-      for (const auto& policy : par_policies) {
+      for (const auto& policy : policies()) {
         CAPTURE(d);
         CAPTURE(policy_name(policy));
         check_feedback_steps<T>(gc::random_k{.k = d / 10 + 1, .seed = 3}, d, policy);

@@ -36,10 +36,10 @@ void check_sign(const std::vector<T>& x, const C& c) {
   gc::sign_vector<T> ref, got;
   gc::compress(gc::exec::seq, c, x, ref);
   for_each_thread_count([&] {
-    for (std::size_t p = 0; p < std::size(par_policies); ++p) {
-      CAPTURE(policy_name(par_policies[p]));
+    for (std::size_t p = 0; p < policies().size(); ++p) {
+      CAPTURE(policy_name(policies()[p]));
       make_stale(got, x.size(), ref.block_size, p);
-      gc::compress(par_policies[p], c, x, got);
+      gc::compress(policies()[p], c, x, got);
       check_same_payload(ref, got);
     }
   });
@@ -87,7 +87,7 @@ TEST_CASE_TEMPLATE("par sign compressors: bit i is set iff x_i < 0 (-0 and NaN o
       CAPTURE(d);
       std::vector<T> x(d);
       for (std::size_t i = 0; i < d; ++i) x[i] = pattern[(i * 7) % std::size(pattern)];
-      for (const auto& policy : par_policies) {
+      for (const auto& policy : policies()) {
         CAPTURE(policy_name(policy));
         for (const std::size_t b : {std::size_t{1}, std::size_t{16}, std::size_t{5000}}) {
           gc::sign_vector<T> got;
@@ -140,7 +140,7 @@ TEST_CASE_TEMPLATE("par blockwise_sign: block_size 0 throws the seq error and le
   const std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, 300000, 5);
   gc::sign_vector<T> before, par_out;
   gc::compress(gc::exec::seq, gc::blockwise_sign{.block_size = 7}, x, before);
-  for (const auto& policy : par_policies)
+  for (const auto& policy : policies())
     check_same_rejection(policy, gc::blockwise_sign{.block_size = 0}, std::span<const T>(x), before);
   CHECK_THROWS_WITH_AS(gc::compress(gc::exec::par, gc::blockwise_sign{.block_size = 0}, x, par_out),
                        doctest::Contains("block_size must be >= 1"), gc::error);
@@ -150,7 +150,7 @@ TEST_CASE_TEMPLATE("par error_feedback<scaled_sign / blockwise_sign>: bit-identi
                    float, double) {
   for_each_thread_count([] {
     for (const std::size_t d : feedback_sizes()) {
-      for (const auto& policy : par_policies) {
+      for (const auto& policy : policies()) {
         CAPTURE(d);
         CAPTURE(policy_name(policy));
         check_feedback_steps<T>(gc::scaled_sign{}, d, policy);

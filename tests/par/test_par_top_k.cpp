@@ -57,7 +57,7 @@ void check_top_k(const std::vector<T>& x, std::size_t k) {
   gc::compress(gc::exec::seq, gc::top_k{.k = k}, x, ref);
   REQUIRE(ref.nnz() == std::min(k, x.size()));
   for_each_thread_count([&] {
-    for (const auto& policy : par_policies) {
+    for (const auto& policy : policies()) {
       CAPTURE(policy_name(policy));
       gc::sparse_vector<T, Index> got;
       got.indices.assign(3, 7);  // stale contents must be replaced
@@ -199,7 +199,7 @@ TEST_CASE_TEMPLATE("par top_k, hard_threshold, compress_model: a reused output i
     CAPTURE(k);
     gc::sparse_vector<T> ref, got;
     gc::compress(gc::exec::seq, gc::top_k{.k = k}, *x, ref);
-    for (const auto& policy : par_policies) {
+    for (const auto& policy : policies()) {
       for (const std::size_t stale : stale_counts(ref.nnz())) {
         CAPTURE(stale);
         fill_stale(got, stale);
@@ -214,7 +214,7 @@ TEST_CASE_TEMPLATE("par top_k, hard_threshold, compress_model: a reused output i
       CAPTURE(lambda);
       gc::sparse_vector<T> ref, got;
       gc::compress(gc::exec::seq, gc::hard_threshold{.lambda = lambda}, *x, ref);
-      for (const auto& policy : par_policies) {
+      for (const auto& policy : policies()) {
         for (const std::size_t stale : stale_counts(ref.nnz())) {
           CAPTURE(stale);
           fill_stale(got, stale);
@@ -398,7 +398,7 @@ TEST_CASE_TEMPLATE("par error_feedback<top_k>: fused step bit-identical to seq o
       place_specials(gradients.back(), d + 3, 1 + d / 5000);  // last step: NaN and Inf in g
       for (const std::size_t k : {std::size_t{1}, d / 1000 + 1, d / 20 + 1, d / 2 + 1, std::max<std::size_t>(d, 1)}) {
         CAPTURE(k);
-        for (const auto& policy : par_policies) {
+        for (const auto& policy : policies()) {
           CAPTURE(policy_name(policy));
           check_feedback<T>(policy, d, k, gradients);
         }

@@ -50,6 +50,21 @@ inline const char* to_string(input_kind k) {
 /// Sizes that hit the edges: empty, one element, word and byte boundaries, and larger.
 inline constexpr std::size_t edge_sizes[] = {0, 1, 2, 3, 7, 8, 9, 63, 64, 65, 100, 127, 128, 129, 1000, 4095, 4096, 4097, 10007};
 
+/// Tensor sizes like a network's layers: big weights, tiny biases and norms, some empty.
+inline std::vector<std::size_t> layer_sizes(std::size_t layers, std::size_t big, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::size_t> sizes;
+  for (std::size_t i = 0; i < layers; ++i) {
+    switch (rng() % 5) {
+      case 0: sizes.push_back(big + rng() % 5000); break;
+      case 1: sizes.push_back(rng() % 64); break;
+      case 2: sizes.push_back(0); break;
+      default: sizes.push_back(1 + rng() % 3000); break;
+    }
+  }
+  return sizes;
+}
+
 template <class T>
 std::vector<T> make_input(input_kind kind, std::size_t d, std::uint64_t seed) {
   std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ULL + static_cast<std::uint64_t>(kind));
