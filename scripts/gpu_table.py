@@ -3,7 +3,8 @@
 bench/cuda/torch_topk.py's) as the markdown table of docs/performance.md, with the issue's
 targets: hard-threshold >= 80% of copy bandwidth, the EF step <= 1.3x a copy of the same
 bytes, Top-k (d = 1e8, k = 1e5) >= 3x faster than torch.topk and faster than the radix
-sort, bf16 at least as fast as float per element.
+sort, whole-model Top-k over 100 tensors <= 1.2x one call on their concatenation, bf16 at
+least as fast as float per element.
 
 usage: gpu_table.py BENCH_JSON [TORCH_JSON] [--out table.md]
 """
@@ -71,6 +72,8 @@ def main():
                 out.append(f"- {case}: {op} at {ops[op]['us'] / same_bytes_copy_us:.2f}× a copy of the same bytes (goal <= 1.3×)")
         if "ef_top_k.f32" in ops and "ef_top_k.bf16" in ops:
             out.append(f"- {case}: ef_top_k bf16 / f32 time {ops['ef_top_k.bf16']['us'] / ops['ef_top_k.f32']['us']:.2f} (goal <= 1)")
+        if "top_k" in ops and "top_k.model100" in ops:
+            out.append(f"- {case}: whole-model top_k over 100 tensors at {ops['top_k.model100']['us'] / ops['top_k']['us']:.2f}× one call on their concatenation (goal <= 1.2×)")
         if "top_k" in ops and "radix_sort_pairs" in ops:
             out.append(f"- {case}: top_k is {ops['radix_sort_pairs']['us'] / ops['top_k']['us']:.2f}× faster than the radix sort (goal > 1)")
     if torch:

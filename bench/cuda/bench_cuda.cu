@@ -1,8 +1,10 @@
-// GPU benchmarks: hard-threshold, exact Top-k, the error-feedback steps and decompress_add on
-// the CUDA back end, against a device copy of the same bytes and a full radix sort of
-// (|x|, index), timed with CUDA events in the same run. Inputs N(0, 1); k = d / 1000 and
-// d = 10^8, k = 10^5 (the cases of docs/performance.md); the threshold is set to the k-th
-// largest |x_i|, so that hard-threshold sends the same k entries as Top-k.
+// GPU benchmarks: hard-threshold, exact Top-k (one tensor, and a model of 100 tensors),
+// random-k, scaled sign, QSGD, the error-feedback steps and decompress_add on the CUDA back
+// end, against a device copy of the same bytes and a full radix sort of (|x|, index), timed
+// with CUDA events in the same run.
+// Inputs N(0, 1); k = d / 1000 and d = 10^8, k = 10^5 (the cases of docs/performance.md); the
+// threshold is set to the k-th largest |x_i|, so that hard-threshold sends the same k entries
+// as Top-k.
 //
 //   gradcomp_cuda_bench [--benchmark_filter=...] [--benchmark_format=json]
 //   GRADCOMP_CUDA_BENCH_SMOKE=1: tiny sizes only (a build check, not a measurement).
@@ -21,6 +23,7 @@
 #include <cstdlib>
 #include <functional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -106,6 +109,21 @@ void time_gpu(benchmark::State& state, std::size_t bytes, F&& f) {
   ok(cudaEventDestroy(stop));
 }
 
+/// x[0, d) as `parts` consecutive tensors of uneven sizes (weights 1 to 100, as layers vary).
+std::vector<std::span<const float>> split_into(const float* x, std::size_t d, std::size_t parts) {
+  std::vector<std::size_t> weight(parts);
+  std::size_t total = 0;
+  for (std::size_t i = 0; i < parts; ++i) total += weight[i] = 1 + (i * 7919) % 100;
+  std::vector<std::span<const float>> out;
+  std::size_t begin = 0;
+  for (std::size_t i = 0; i < parts; ++i) {
+    const std::size_t n = i + 1 == parts ? d - begin : d / total * weight[i];
+    out.emplace_back(x + begin, n);
+    begin += n;
+  }
+  return out;
+}
+
 void add(const std::string& name, std::function<void(benchmark::State&)> f) {
   benchmark::RegisterBenchmark(name.c_str(), std::move(f))->UseManualTime()->Unit(benchmark::kMicrosecond);
 }
@@ -150,6 +168,39 @@ void register_all() {
       gc::cuda::sparse_vector<float> out;
       time_gpu(s, d * sizeof(float),
                [&] { gc::compress(gc::cuda::par, gc::top_k{.k = k}, std::span<const float>(in.x.data(), d), out); });
+    });
+    add(p + "random_k", [d, k](benchmark::State& s) {  // eight digit passes over the hashes of the indices
+      inputs& in = inputs::get(d, k);
+      gc::cuda::seeded_sparse_vector<float> out;
+      gc::random_k c{.k = k, .seed = 1};
+      time_gpu(s, d * sizeof(float), [&] { gc::compress(gc::cuda::par, c, std::span<const float>(in.x.data(), d), out); });
+    });
+    add(p + "scaled_sign", [d, k](benchmark::State& s) {  // one scale, one bit per element
+      inputs& in = inputs::get(d, k);
+      gc::cuda::sign_vector<float> out;
+      time_gpu(s, d * sizeof(float),
+               [&] { gc::compress(gc::cuda::par, gc::scaled_sign{}, std::span<const float>(in.x.data(), d), out); });
+    });
+    add(p + "qsgd", [d, k](benchmark::State& s) {  // s = 127 levels; checks the input, so one host wait
+      inputs& in = inputs::get(d, k);
+      gc::cuda::quantized_vector<float> out;
+      gc::qsgd c{.s = 127, .seed = 1};
+      time_gpu(s, d * sizeof(float), [&] { gc::compress(gc::cuda::par, c, std::span<const float>(in.x.data(), d), out); });
+    });
+    // Whole-model Top-k: the same d elements as 100 tensors of uneven sizes (views into x),
+    // against top_k on x itself. Target: <= 1.2x.
+    add(p + "top_k.model100", [d, k](benchmark::State& s) {
+      inputs& in = inputs::get(d, k);
+      const std::vector<std::span<const float>> tensors = split_into(in.x.data(), d, 100);
+      gc::cuda::sparse_vector<float> out;
+      time_gpu(s, d * sizeof(float), [&] { gc::compress_model(gc::cuda::par, gc::top_k{.k = k}, tensors, out); });
+    });
+    add(p + "hard_threshold.model100", [d, k](benchmark::State& s) {
+      inputs& in = inputs::get(d, k);
+      const std::vector<std::span<const float>> tensors = split_into(in.x.data(), d, 100);
+      gc::cuda::sparse_vector<float> out;
+      const gc::hard_threshold c{.lambda = in.lambda};
+      time_gpu(s, d * sizeof(float), [&] { gc::compress_model(gc::cuda::par, c, tensors, out); });
     });
     for (const bool half : {false, true}) {
       const std::string g = half ? "bf16" : "f32";

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../unit/test_support.hpp"
@@ -71,6 +72,52 @@ void place_specials(std::vector<T>& x, std::uint64_t seed) {
   x[at()] = -std::numeric_limits<T>::infinity();
   x[at()] = std::numeric_limits<T>::infinity();
   x[at()] = T(-0.0);
+}
+
+/// gc::cuda::error_feedback against gc::error_feedback on exec::seq over three steps: the same
+/// messages (wire bytes), residual bits, metrics and (seeded compressors) step. G: the
+/// gradient's element type (float, or a 16-bit type, against the host step on it).
+template <class C, class G = float>
+void check_feedback_steps(const C& c, std::size_t d, float scale) {
+  gc::error_feedback<C, float> host(c, d);
+  gc::cuda::error_feedback<C, float> device(c, d);
+  for (int step = 0; step < 3; ++step) {
+    CAPTURE(step);
+    const std::vector<float> base = gt::make_input<float>(gt::input_kind::heavy_tailed, d, 100 * step + d);
+    std::vector<G> g(d);
+    for (std::size_t i = 0; i < d; ++i) {
+      if constexpr (std::is_same_v<G, float>)
+        g[i] = base[i];
+      else
+        g[i] = gc::to_half<G>(base[i]);
+    }
+    const auto& want = host.compress(gc::exec::seq, std::span<const G>(g), scale);
+    const device_copy<G> dg(g);
+    const auto& got = device.compress(gc::cuda::par, dg.span(), scale);
+    REQUIRE(got.encode() == gc::encode(want));
+    REQUIRE(gt::same_bits(to_host(device.error()), std::vector<float>(host.error().begin(), host.error().end())));
+    CHECK(device.metrics().total_error == host.metrics().total_error);
+    CHECK(device.metrics().wire_bytes == host.metrics().wire_bytes);
+    CHECK(device.metrics().elements_sent == host.metrics().elements_sent);
+    if constexpr (gc::seeded_compressor<C>) CHECK(device.base().step == host.base().step);
+  }
+}
+
+/// decompress_add of a device payload (made from the host message m by from_host) adds what
+/// the host's does, bit for bit, for several alphas; and it encodes to m's bytes.
+template <class T, class Host, class Device>
+void check_decompress_add(const Host& m, std::size_t d) {
+  Device dm;
+  dm.from_host(m);
+  CHECK(dm.encode() == gc::encode(m));
+  const std::vector<T> dense = gt::make_input<T>(gt::input_kind::normal, d, 5);
+  for (const T alpha : {T(1), T(-1), T(0.3)}) {
+    std::vector<T> want = dense;
+    m.decompress_add(want, alpha);
+    device_copy<T> dd(dense);
+    gc::decompress_add(gc::cuda::par, dm, dd.span(), alpha);
+    CHECK(gt::same_bits(dd.to_host(), want));
+  }
 }
 
 }  // namespace gradcomp_cuda_test

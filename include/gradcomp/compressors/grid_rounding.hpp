@@ -51,31 +51,63 @@ struct grid_rounding {
     return detail::product_upper_bound(static_cast<double>(d) * (stochastic ? 1.0 : 0.25), spacing, spacing);
   }
 
+  /// What a finite element's level must stay within, for the spacing q (a value of T).
+  struct level_limits {
+    bool any_level_decodes;  // every int32 level decodes to a finite q * level
+    double top;              // else the largest level that does
+  };
   template <std::floating_point T>
-  void compress(exec::seq_t, std::span<const T> x, quantized_vector<T>& out) {
-    validate();
+  static level_limits limits_for(T q) noexcept {
+    const bool any = detail::every_level_decodes_finite(q);
+    return {any, any ? max_level : static_cast<double>(detail::largest_finite_level(q))};
+  }
+
+  /// |x| / q, and the largest level any draw can give x (round, or ceil when stochastic).
+  template <std::floating_point T>
+  GRADCOMP_HD static double ratio(T x, T q) noexcept {
+    return std::fabs(static_cast<double>(x)) / static_cast<double>(q);
+  }
+  GRADCOMP_HD double largest_level(double r) const noexcept { return stochastic ? std::ceil(r) : std::round(r); }
+
+  /// Does finite x fail: beyond the int32 level range, or a level whose q * level overflows?
+  template <std::floating_point T>
+  GRADCOMP_HD bool element_fails(T x, T q, level_limits limits) const noexcept {
+    const double r = ratio(x, q);
+    return r >= max_level || (!limits.any_level_decodes && largest_level(r) > limits.top);
+  }
+
+  /// The error for element i = x, which element_fails.
+  template <std::floating_point T>
+  void fail_element(std::size_t i, T x, T q) const {
+    const double r = ratio(x, q);
+    if (r >= max_level)
+      detail::fail("grid_rounding", "x[", i, "] / spacing = ", r, " exceeds the int32 level range; use a larger spacing");
+    detail::fail("grid_rounding", "x[", i, "] = ", x, " can be rounded to level ", largest_level(r),
+                 ", and spacing * level (spacing = ", q,
+                 ") overflows the value type; scale the input down or use a smaller spacing");
+  }
+
+  /// q = spacing rounded to T, or gc::error when T cannot hold it.
+  template <std::floating_point T>
+  T checked_spacing() const {
     const T q = static_cast<T>(spacing);
     if (!(q > T(0)) || !std::isfinite(q))
       detail::fail("grid_rounding", "spacing ", spacing, " is not a positive finite value of the value type");
+    return q;
+  }
+
+  template <std::floating_point T>
+  void compress(exec::seq_t, std::span<const T> x, quantized_vector<T>& out) {
+    validate();
+    const T q = checked_spacing<T>();
     // Check everything before writing, so a failure leaves out untouched.
     detail::require_finite(x, "grid_rounding");
     // A level must also decode to a finite q * level. Only a q within a factor 2^31 of T's
     // largest value leaves some int32 levels that do not; then each element's largest
     // possible level is checked (round(r), or ceil(r) when stochastic), whatever the draws.
-    const bool any_level_decodes = detail::every_level_decodes_finite(q);
-    const double top = any_level_decodes ? max_level : static_cast<double>(detail::largest_finite_level(q));
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      const double r = std::fabs(static_cast<double>(x[i])) / static_cast<double>(q);
-      if (r >= max_level)
-        detail::fail("grid_rounding", "x[", i, "] / spacing = ", r, " exceeds the int32 level range; use a larger spacing");
-      if (!any_level_decodes) {
-        const double upper = stochastic ? std::ceil(r) : std::round(r);
-        if (upper > top)
-          detail::fail("grid_rounding", "x[", i, "] = ", x[i], " can be rounded to level ", upper,
-                       ", and spacing * level (spacing = ", q,
-                       ") overflows the value type; scale the input down or use a smaller spacing");
-      }
-    }
+    const level_limits limits = limits_for(q);
+    for (std::size_t i = 0; i < x.size(); ++i)
+      if (element_fails(x[i], q, limits)) fail_element(i, x[i], q);
     out.dim = x.size();
     out.scale = q;
     out.levels.resize(x.size());

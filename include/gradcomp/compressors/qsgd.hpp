@@ -55,16 +55,23 @@ struct qsgd {
   /// the scale is still exact when it fits.
   template <std::floating_point T>
   T checked_scale(std::span<const T> x, double norm) const {
+    return checked_scale_from<T>(
+        norm, [&] { detail::require_finite(x, "qsgd"); }, [&] { return *detail::max_exponent(x); },
+        [&](int shift) { return detail::ordered_sum(x, [shift](T v) { return detail::scaled_square_summand(v, shift); }); });
+  }
+
+  /// checked_scale from its parts, for back ends that compute them their own way:
+  /// require_finite() throws naming the first non-finite entry; shift() is max_exponent(x) of
+  /// finite x; scaled_sum(e) is the ordered sum of scaled_square_summand(x_i, e). The last
+  /// three are asked for only when the norm is not finite.
+  template <std::floating_point T, class RequireFinite, class Shift, class ScaledSum>
+  T checked_scale_from(double norm, RequireFinite&& require_finite, Shift&& shift, ScaledSum&& scaled_sum) const {
     double scale = norm / static_cast<double>(s);
     if (!std::isfinite(norm)) {
-      detail::require_finite(x, "qsgd");  // names the first NaN or Inf
+      require_finite();  // names the first NaN or Inf
       // The sum of detail::l2_norm's rescaled path, as it computes it, then / s, then scaled back.
-      const int shift = *detail::max_exponent(x);
-      const double scaled = detail::ordered_sum(x, [shift](T v) {
-        const double w = std::ldexp(static_cast<double>(v), -shift);
-        return w * w;
-      });
-      scale = std::ldexp(std::sqrt(scaled) / static_cast<double>(s), shift);
+      const int e = shift();
+      scale = std::ldexp(std::sqrt(scaled_sum(e)) / static_cast<double>(s), e);
     }
     const T rounded = static_cast<T>(scale);
     if (!std::isfinite(rounded))
@@ -80,14 +87,29 @@ struct qsgd {
   void check_levels_decode_finite(std::span<const T> x, T scale) const {
     if (detail::every_level_decodes_finite(scale)) return;  // the usual case: scale < max(T) / 2^31
     const auto top = static_cast<double>(detail::largest_finite_level(scale));
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      const double upper = std::ceil(std::fabs(static_cast<double>(x[i])) / static_cast<double>(scale));
-      if (upper > top)
-        detail::fail("qsgd", "x[", i, "] = ", x[i], " can be quantized to level ", upper,
-                     ", and scale * level (scale = ", scale,
-                     ") overflows the value type: the input is within ||x||_2 / s of its largest value; "
-                     "scale the input down or use a larger s");
-    }
+    for (std::size_t i = 0; i < x.size(); ++i)
+      if (level_may_overflow(x[i], scale, top)) fail_level_overflow(i, x[i], scale);
+  }
+
+  /// The largest level any draw can give x: ceil(|x| / scale).
+  template <std::floating_point T>
+  GRADCOMP_HD static double largest_level(T x, T scale) noexcept {
+    return std::ceil(std::fabs(static_cast<double>(x)) / static_cast<double>(scale));
+  }
+
+  /// Can x's level exceed top, the largest level that decodes to a finite value?
+  template <std::floating_point T>
+  GRADCOMP_HD static bool level_may_overflow(T x, T scale, double top) noexcept {
+    return largest_level(x, scale) > top;
+  }
+
+  /// The error for element i = x, whose level may overflow.
+  template <std::floating_point T>
+  void fail_level_overflow(std::size_t i, T x, T scale) const {
+    detail::fail("qsgd", "x[", i, "] = ", x, " can be quantized to level ", largest_level(x, scale),
+                 ", and scale * level (scale = ", scale,
+                 ") overflows the value type: the input is within ||x||_2 / s of its largest value; "
+                 "scale the input down or use a larger s");
   }
 
   template <std::floating_point T>

@@ -1,6 +1,7 @@
 #pragma once
 // Random-k: keep k entries chosen uniformly at random, the same ones on every worker.
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
@@ -20,15 +21,32 @@ namespace gradcomp {
 
 namespace detail {
 
-/// unbiased_random_k's overflow rule, applied after values[j] = T(d/k) * x[indices[j]] for
-/// j < n: a finite x_i whose scaled value overflowed to +-inf is sent as +-max(T) instead,
-/// so finite input never decodes to inf (a bias only for |x_i| > max(T) / T(d/k)). A NaN or
-/// infinite x_i is sent as it is, as every sparsifier does.
+/// unbiased_random_k's overflow rule for scaled = T(d/k) * x: a finite x whose scaled value
+/// overflowed to +-inf is sent as +-max(T) instead, so finite input never decodes to inf (a
+/// bias only for |x| > max(T) / T(d/k)). A NaN or infinite x is sent as it is, as every
+/// sparsifier does. (Bit operations only: the CUDA kernels share it.)
+template <std::floating_point T>
+GRADCOMP_HD constexpr T saturate_scaled(T scaled, T x) noexcept {
+  using U = uint_of<T>;
+  constexpr U sign = U{1} << (sizeof(T) * 8 - 1);
+  constexpr U inf_key = magnitude_key(std::numeric_limits<T>::infinity());
+  if (magnitude_key(scaled) != inf_key || magnitude_key(x) >= inf_key) return scaled;  // not inf, or x not finite
+  return std::bit_cast<T>(static_cast<U>((std::bit_cast<U>(scaled) & sign) | magnitude_key(std::numeric_limits<T>::max())));
+}
+
+/// The same over the n values of a payload.
 template <std::floating_point T, class Index>
 void saturate_scaled_overflow(const T* x, const Index* indices, T* values, std::size_t n) noexcept {
-  for (std::size_t j = 0; j < n; ++j)
-    if (std::isinf(values[j]) && std::isfinite(x[indices[j]]))
-      values[j] = std::copysign(std::numeric_limits<T>::max(), values[j]);
+  for (std::size_t j = 0; j < n; ++j) values[j] = saturate_scaled(values[j], x[indices[j]]);
+}
+
+/// One kept value of random_k (x_i) or of unbiased_random_k (scale * x_i, saturated).
+template <bool Unbiased, std::floating_point T>
+GRADCOMP_HD constexpr T random_k_value(T x, T scale) noexcept {
+  if constexpr (Unbiased)
+    return saturate_scaled(scale * x, x);
+  else
+    return x;
 }
 
 }  // namespace detail
@@ -79,8 +97,7 @@ struct basic_random_k {
     // probability k/d.
     const T scale = Unbiased && kept > 0 ? static_cast<T>(static_cast<double>(d) / static_cast<double>(kept)) : T(1);
     out.values.resize(kept);
-    for (std::size_t j = 0; j < kept; ++j) out.values[j] = Unbiased ? scale * x[out.indices[j]] : x[out.indices[j]];
-    if constexpr (Unbiased) detail::saturate_scaled_overflow(x.data(), out.indices.data(), out.values.data(), kept);
+    for (std::size_t j = 0; j < kept; ++j) out.values[j] = detail::random_k_value<Unbiased>(x[out.indices[j]], scale);
     out.dim = d;
     out.seed = seed;
     out.step = step;

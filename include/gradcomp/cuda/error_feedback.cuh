@@ -7,7 +7,8 @@
 //     m = C(p)                   (the back end's kernel for C)
 //     e = p - decode(m)
 // and ||e||^2 in the reference order, with the same bits (the pieces are the reference's
-// rules; the tests compare with exec::seq). The new residual is formed beside the old one
+// rules; the tests compare with exec::seq). feedback_step.cuh: hard-threshold's step is one
+// fused pass over g and e; other compressors compose the back end's kernels. The new residual is formed beside the old one
 // and swapped in on success, so a rejected step changes nothing and undo() can take one back.
 //
 // Synchronisation: compress() waits once for the stream, to read ||e||^2 and the message's
@@ -28,11 +29,13 @@
 #include <utility>
 
 #include "../backend.hpp"
+#include "../concepts.hpp"
 #include "../error.hpp"
 #include "../feedback/checkpoint.hpp"
 #include "../float16.hpp"
 #include "elementwise.cuh"
 #include "error.cuh"
+#include "feedback_step.cuh"
 #include "launch.cuh"
 #include "memory.cuh"
 #include "payload.cuh"
@@ -76,38 +79,48 @@ class error_feedback {
     if (g.size() != dim())
       gradcomp::detail::fail("error_feedback", "input size ", g.size(), " does not match the residual dimension ", dim());
     if (!std::isfinite(scale)) gradcomp::detail::fail("error_feedback", "scale must be finite (got ", scale, ")");
-    const std::span<T> p(scratch_.data(), dim());
-    detail::feedback_input(policy, std::span<const T>(residual_.data(), dim()), g, scale, p);
-    backend::run<backend::compress_hook>(policy, compressor_, std::span<const T>(p), staging_);
-    backend::run<backend::decompress_add_hook>(policy, std::as_const(staging_), p, T(-1));
-
-    detail::temp_layout layout;
-    const std::size_t sums = layout.add(detail::block_sums_bytes(dim()));
-    void* base = policy.workspace().reserve(layout.total(), policy.stream);
+    const std::span<T> p(scratch_.data(), dim());  // the new residual, beside the old one
     double* device_error = reinterpret_cast<double*>(flags_.data());
-    detail::ordered_sum_async(policy, dim(), detail::square_leaf<T>{p.data()}, static_cast<double*>(layout.at(base, sums)),
-                              device_error);
-    // One wait: ||e||^2 and the entry count.
-    unsigned long long host[2] = {0, 0};
-    detail::check(cudaMemcpyAsync(&host[0], device_error, sizeof(double), cudaMemcpyDeviceToHost, policy.stream),
-                  "error_feedback", "cudaMemcpyAsync");
-    detail::check(cudaMemcpyAsync(&host[1], staging_.count(), sizeof(std::uint64_t), cudaMemcpyDeviceToHost,
-                                  policy.stream),
-                  "error_feedback", "cudaMemcpyAsync");
-    detail::check(cudaStreamSynchronize(policy.stream), "error_feedback", "cudaStreamSynchronize");
+    // From here scratch no longer holds what undo() would restore; a seeded compressor's
+    // step (random-k) goes back if the step fails.
+    can_undo_ = false;
+    [[maybe_unused]] std::uint64_t step_before = 0;
+    if constexpr (seeded_compressor<C>) step_before = compressor_.step;
     double error = 0.0;
-    static_assert(sizeof error == sizeof host[0]);
-    std::memcpy(&error, &host[0], sizeof error);
-    if (!std::isfinite(error)) reject_if_non_finite(policy, g, std::span<const T>(p));
+    unsigned long long host[2] = {0, 0};
+    try {
+      detail::feedback_step_async(policy, compressor_, std::span<const T>(residual_.data(), dim()), g, scale, p,
+                                  staging_, device_error);
+      // One wait: ||e||^2 and the entry count (sparse payloads; a sign payload's size is known).
+      detail::check(cudaMemcpyAsync(&host[0], device_error, sizeof(double), cudaMemcpyDeviceToHost, policy.stream),
+                    "error_feedback", "cudaMemcpyAsync");
+      if constexpr (has_device_count)
+        detail::check(cudaMemcpyAsync(&host[1], staging_.count(), sizeof(std::uint64_t), cudaMemcpyDeviceToHost,
+                                      policy.stream),
+                      "error_feedback", "cudaMemcpyAsync");
+      detail::check(cudaStreamSynchronize(policy.stream), "error_feedback", "cudaStreamSynchronize");
+      static_assert(sizeof error == sizeof host[0]);
+      std::memcpy(&error, &host[0], sizeof error);
+      if (!std::isfinite(error)) reject_if_non_finite(policy, g, std::span<const T>(p));
+    } catch (...) {
+      if constexpr (seeded_compressor<C>) compressor_.step = step_before;
+      throw;
+    }
 
     using std::swap;
     swap(residual_, scratch_);
     swap(message_, staging_);
     can_undo_ = true;
+    if constexpr (seeded_compressor<C>) previous_step_ = step_before;
     previous_metrics_ = metrics_;
     ++metrics_.steps;
-    metrics_.elements_sent += host[1];
-    metrics_.wire_bytes += gradcomp::sparse_vector<T>::wire_bytes_for(static_cast<std::size_t>(host[1]));
+    if constexpr (has_device_count) {
+      metrics_.elements_sent += host[1];
+      metrics_.wire_bytes += message_type::wire_bytes_for(static_cast<std::size_t>(host[1]));
+    } else {
+      metrics_.elements_sent += message_.sent_elements();
+      metrics_.wire_bytes += message_.wire_bytes();
+    }
     metrics_.total_error += error;
     return message_;
   }
@@ -121,17 +134,43 @@ class error_feedback {
 
   /// The residual e, in device memory.
   std::span<const T> error() const noexcept { return {residual_.data(), dim()}; }
+
+  /// Replaces the residual by e (dim() finite values in device memory), as
+  /// gc::error_feedback::assign_error: metrics and the compressor's state are kept, there is
+  /// nothing to undo afterwards, and a wrong length or a non-finite value throws gc::error
+  /// and changes nothing. Synchronises (to check e).
+  void assign_error(const par_t& policy, std::span<const T> e) {
+    const std::string where = "error_feedback<" + std::string(C::name) + ">";
+    if (e.size() != dim())
+      gradcomp::detail::fail(where.c_str(), "assign_error: got ", e.size(), " values for a residual of dimension ",
+                             dim());
+    if (const std::size_t i = first_non_finite(policy, e); i < e.size()) {
+      T v{};
+      detail::check(cudaMemcpy(&v, e.data() + i, sizeof v, cudaMemcpyDeviceToHost), "error_feedback", "cudaMemcpy");
+      gradcomp::detail::fail(where.c_str(), "assign_error: e[", i, "] = ", v,
+                             " is not finite (the residual is always finite)");
+    }
+    if (!e.empty())
+      detail::check(cudaMemcpyAsync(residual_.data(), e.data(), e.size() * sizeof(T), cudaMemcpyDeviceToDevice,
+                                    policy.stream),
+                    "error_feedback", "cudaMemcpyAsync");
+    can_undo_ = false;
+  }
   const message_type& message() const noexcept { return message_; }
   const C& base() const noexcept { return compressor_; }
   std::size_t dim() const noexcept { return residual_.size(); }
   const feedback_metrics& metrics() const noexcept { return metrics_; }
+  /// Whether undo() would succeed.
+  bool can_undo() const noexcept { return can_undo_; }
 
-  /// Takes back the last successful step (its residual is still in the other buffer).
+  /// Takes back the last successful step (its residual is still in the other buffer), and a
+  /// seeded compressor's step. Only the last call, only once, and not after a failed call.
   void undo() {
     if (!can_undo_) gradcomp::detail::fail("error_feedback::undo", "no step to undo");
     using std::swap;
     swap(residual_, scratch_);
     metrics_ = previous_metrics_;
+    if constexpr (seeded_compressor<C>) compressor_.step = previous_step_;
     can_undo_ = false;
   }
 
@@ -179,6 +218,9 @@ class error_feedback {
                              "non-finite value); error feedback rejects the step and leaves its state unchanged");
   }
 
+  /// Sparse payloads count their entries on the device; the others know their size.
+  static constexpr bool has_device_count = requires(message_type& m) { m.count(); };
+
   C compressor_;
   device_buffer<T> residual_;
   device_buffer<T> scratch_;
@@ -187,6 +229,7 @@ class error_feedback {
   message_type staging_;
   feedback_metrics metrics_;
   feedback_metrics previous_metrics_;
+  std::uint64_t previous_step_ = 0;  // a seeded compressor's step before the last step
   bool can_undo_ = false;
 };
 

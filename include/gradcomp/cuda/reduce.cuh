@@ -32,12 +32,12 @@ using gradcomp::detail::pairwise_accumulator;
 using gradcomp::detail::reduction_block;
 using gradcomp::detail::reduction_lanes;
 
-/// block_sums[b] = the reference sum of leaf(i) over reduction block b, for every block of
-/// [0, n). leaf(i) is a double >= 0 or NaN; it may also write element i (a fused kernel: the
+/// The reference sum of leaf(i) over reduction block b of [0, n), computed by the calling CUDA
+/// block (every thread calls it; the result is valid in thread 0). leaf(i) is a double >= 0
+/// or NaN, evaluated once per element; it may also write element i (a fused kernel: the
 /// error-feedback step writes the residual it sums).
 template <class Leaf>
-__global__ void __launch_bounds__(tuning::reduce::block_threads)
-    block_sums_kernel(std::size_t n, Leaf leaf, double* block_sums) {
+__device__ double reference_block_sum(std::size_t n, std::size_t b, const Leaf& leaf) {
   constexpr int lanes = static_cast<int>(reduction_lanes);
   constexpr int groups = tuning::reduce::row_groups;
   constexpr int rows = tuning::reduce::rows_per_group;
@@ -46,25 +46,35 @@ __global__ void __launch_bounds__(tuning::reduce::block_threads)
   __shared__ double lane_sum[lanes];
   const int lane = static_cast<int>(threadIdx.x) % lanes;
   const int group = static_cast<int>(threadIdx.x) / lanes;
+  const std::size_t base = b * reduction_block;
+  // Rows group * 16 .. group * 16 + 15 of this lane: element base + row * 8 + lane.
+  const auto element = [&](std::size_t row) { return leaf(base + row * lanes + lane); };
+  constexpr std::size_t block = reduction_block;
+  const std::size_t here = n - base < block ? n - base : block;  // elements in this block
+  const std::size_t rows_here = (here + lanes - 1 - lane) / lanes;   // rows with an element in this lane
+  run_sum[group][lane] =
+      gradcomp::detail::aligned_run_sum<4>(element, static_cast<std::size_t>(group * rows), rows, rows_here);
+  __syncthreads();
+  if (threadIdx.x < lanes) {
+    pairwise_accumulator<5> runs_acc;  // 32 runs of 16 rows: the upper levels of the row tree
+    for (int g = 0; g < groups; ++g) runs_acc.push(run_sum[g][threadIdx.x]);
+    lane_sum[threadIdx.x] = runs_acc.result();
+  }
+  __syncthreads();
+  const double sum = threadIdx.x == 0 ? gradcomp::detail::fold_lanes(lane_sum) : 0.0;
+  __syncthreads();
+  return sum;
+}
+
+/// block_sums[b] = the reference sum of leaf(i) over reduction block b, for every block of
+/// [0, n) (reference_block_sum).
+template <class Leaf>
+__global__ void __launch_bounds__(tuning::reduce::block_threads)
+    block_sums_kernel(std::size_t n, Leaf leaf, double* block_sums) {
   const std::size_t blocks = (n + reduction_block - 1) / reduction_block;
   for (std::size_t b = blockIdx.x; b < blocks; b += gridDim.x) {
-    const std::size_t base = b * reduction_block;
-    // Rows group * 16 .. group * 16 + 15 of this lane: element base + row * 8 + lane.
-    const auto element = [&](std::size_t row) { return leaf(base + row * lanes + lane); };
-    constexpr std::size_t block = reduction_block;
-    const std::size_t here = n - base < block ? n - base : block;  // elements in this block
-    const std::size_t rows_here = (here + lanes - 1 - lane) / lanes;   // rows with an element in this lane
-    run_sum[group][lane] =
-        gradcomp::detail::aligned_run_sum<4>(element, static_cast<std::size_t>(group * rows), rows, rows_here);
-    __syncthreads();
-    if (threadIdx.x < lanes) {
-      pairwise_accumulator<5> runs_acc;  // 32 runs of 16 rows: the upper levels of the row tree
-      for (int g = 0; g < groups; ++g) runs_acc.push(run_sum[g][threadIdx.x]);
-      lane_sum[threadIdx.x] = runs_acc.result();
-    }
-    __syncthreads();
-    if (threadIdx.x == 0) block_sums[b] = gradcomp::detail::fold_lanes(lane_sum);
-    __syncthreads();
+    const double sum = reference_block_sum(n, b, leaf);
+    if (threadIdx.x == 0) block_sums[b] = sum;
   }
 }
 
@@ -92,20 +102,23 @@ static __global__ void __launch_bounds__(tuning::reduce::final_threads)
   if (t == 0) *out = n == 0 ? 0.0 : level[0];
 }
 
+/// *device_out = the reference tree over the sums of `blocks` reduction blocks.
+inline void add_block_sums_async(const par_t& policy, const double* block_sums, std::size_t blocks, double* device_out) {
+  tree_sum_kernel<<<1, tuning::reduce::final_threads, 0, policy.stream>>>(block_sums, blocks, device_out);
+  check_launch("ordered_sum", "tree_sum_kernel");
+}
+
 /// The reference sum of leaf(i) over [0, n) into *device_out, on the policy's stream, without
 /// waiting for it. block_sums: room for one double per 4096 elements.
 template <class Leaf>
 void ordered_sum_async(const par_t& policy, std::size_t n, Leaf leaf, double* block_sums, double* device_out) {
   const std::size_t blocks = (n + reduction_block - 1) / reduction_block;
   if (blocks > 0) {
-    const unsigned grid = static_cast<unsigned>(blocks < static_cast<std::size_t>(tuning::reduce::max_blocks)
-                                                    ? blocks
-                                                    : tuning::reduce::max_blocks);
-    block_sums_kernel<<<grid, tuning::reduce::block_threads, 0, policy.stream>>>(n, leaf, block_sums);
+    block_sums_kernel<<<grid_for(blocks, 1, tuning::reduce::max_blocks), tuning::reduce::block_threads, 0,
+                        policy.stream>>>(n, leaf, block_sums);
     check_launch("ordered_sum", "block_sums_kernel");
   }
-  tree_sum_kernel<<<1, tuning::reduce::final_threads, 0, policy.stream>>>(block_sums, blocks, device_out);
-  check_launch("ordered_sum", "tree_sum_kernel");
+  add_block_sums_async(policy, block_sums, blocks, device_out);
 }
 
 /// Bytes of the block sums of an ordered sum over n elements.

@@ -26,6 +26,10 @@ class sparse_vector {
  public:
   using value_type = T;
   using index_type = Index;
+  using host_type = gradcomp::sparse_vector<T, Index>;
+
+  /// The encoded size of a payload with nnz entries.
+  static std::size_t wire_bytes_for(std::size_t nnz) { return host_type::wire_bytes_for(nnz); }
 
   /// An empty message of dimension 0 (its count is written on the first use: prepare() alone
   /// does not write it).

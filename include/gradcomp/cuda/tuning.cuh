@@ -34,4 +34,10 @@ struct radix_select {
   static constexpr int scan_threads = 1024;
 };
 
+/// Whole-model compression (multi_tensor.cuh): tensors per concatenation launch, passed as
+/// kernel parameters (24 bytes each; CUDA allows 4 KB of parameters).
+struct multi_tensor {
+  static constexpr int batch = 64;
+};
+
 }  // namespace gradcomp::cuda::tuning

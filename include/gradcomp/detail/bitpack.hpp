@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <span>
 
+#include "host_device.hpp"
+
 namespace gradcomp::detail {
 
 /// Writes value_at(i) (each < 2^width) at bit offset i * width of out, which holds
@@ -52,7 +54,7 @@ inline bool padding_is_zero(std::span<const std::byte> bytes, std::uint64_t bit_
 }
 
 /// Zigzag maps signed to unsigned so small magnitudes need few bits: 0,-1,1,-2 -> 0,1,2,3.
-constexpr std::uint32_t zigzag(std::int32_t v) noexcept {
+GRADCOMP_HD constexpr std::uint32_t zigzag(std::int32_t v) noexcept {
   return (static_cast<std::uint32_t>(v) << 1) ^ static_cast<std::uint32_t>(v >> 31);
 }
 constexpr std::int32_t unzigzag(std::uint32_t u) noexcept {
@@ -60,7 +62,7 @@ constexpr std::int32_t unzigzag(std::uint32_t u) noexcept {
 }
 
 /// Bits needed to hold v, at least 1.
-constexpr unsigned bits_to_hold(std::uint32_t v) noexcept {
+GRADCOMP_HD constexpr unsigned bits_to_hold(std::uint32_t v) noexcept {
   unsigned w = 1;
   while (w < 32 && (v >> w) != 0) ++w;
   return w;

@@ -32,6 +32,18 @@ GRADCOMP_NO_FP_CONTRACT GRADCOMP_HD inline T add_scaled(T dense, T alpha, T valu
   return dense + alpha * value;
 }
 
+/// A sign payload's decoded element: its block's scale s, negated where the sign bit is set.
+template <class T>
+GRADCOMP_HD constexpr T signed_scale(T s, bool negative) noexcept {
+  return negative ? -s : s;
+}
+
+/// The sign bit a sign payload stores for x: set iff x < 0 (so -0 and NaN count as positive).
+template <class T>
+GRADCOMP_HD constexpr bool sign_bit_of(T x) noexcept {
+  return x < T(0);
+}
+
 /// p = e + scale * g over spans: the reference loop of the error-feedback input.
 template <class T>
 void feedback_input(std::span<const T> e, std::span<const T> g, T scale, std::span<T> p) {
@@ -40,7 +52,7 @@ void feedback_input(std::span<const T> e, std::span<const T> g, T scale, std::sp
 
 /// Stochastic rounding of r >= 0 or < 0 with the uniform draw u in [0, 1): floor(r), or
 /// floor(r) + 1 when u < r - floor(r) (so E = r).
-inline double stochastic_round(double r, double u) noexcept {
+GRADCOMP_HD inline double stochastic_round(double r, double u) noexcept {
   double l = std::floor(r);
   if (u < r - l) l += 1.0;
   return l;
@@ -49,7 +61,7 @@ inline double stochastic_round(double r, double u) noexcept {
 /// QSGD's level of x for scale > 0 (a positive normal or subnormal value of T, as a double):
 /// sign(x) * stochastic_round(|x| / scale) with element i's draw.
 template <class T>
-std::int32_t qsgd_level(T x, double scale, const counter_stream& stream, std::size_t i) noexcept {
+GRADCOMP_HD std::int32_t qsgd_level(T x, double scale, const counter_stream& stream, std::size_t i) noexcept {
   const double l = stochastic_round(std::fabs(static_cast<double>(x)) / scale, stream.uniform(i));
   return static_cast<std::int32_t>(x < T(0) ? -l : l);
 }
@@ -57,7 +69,7 @@ std::int32_t qsgd_level(T x, double scale, const counter_stream& stream, std::si
 /// grid_rounding's level of x on the grid of spacing q: x / q rounded to nearest (half away
 /// from zero), or stochastically with element i's draw.
 template <class T>
-std::int32_t grid_level(T x, double q, bool stochastic, const counter_stream& stream, std::size_t i) noexcept {
+GRADCOMP_HD std::int32_t grid_level(T x, double q, bool stochastic, const counter_stream& stream, std::size_t i) noexcept {
   const double r = static_cast<double>(x) / q;
   return static_cast<std::int32_t>(stochastic ? stochastic_round(r, stream.uniform(i)) : std::round(r));
 }

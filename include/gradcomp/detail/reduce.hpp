@@ -168,6 +168,17 @@ std::optional<int> max_exponent(std::span<const T> x) {
   return e;
 }
 
+/// The summand of mean_abs's rescue: |v| * 2^-shift, exact unless it underflows.
+template <class T>
+GRADCOMP_HD double scaled_abs_summand(T v, int shift) noexcept {
+  return std::ldexp(std::fabs(static_cast<double>(v)), -shift);
+}
+
+/// mean_abs's rescued mean from the scaled sum over n entries.
+GRADCOMP_HD inline double rescued_mean(double scaled_sum, double n, int shift) noexcept {
+  return std::ldexp(scaled_sum / n, shift);
+}
+
 /// mean_abs given sum = l1_norm(x) (for back ends that computed the sum their own way):
 /// sum / n, or, when the sum overflowed, the rescaled sum.
 template <class T>
@@ -180,8 +191,8 @@ double mean_abs_from_l1(double sum, std::span<const T> x) {
   const auto e = max_exponent(x);
   if (!e) return sum / n;  // the infinity is in the input
   const int shift = *e;
-  const double scaled = ordered_sum(x, [shift](T v) { return std::ldexp(std::fabs(static_cast<double>(v)), -shift); });
-  return std::ldexp(scaled / n, shift);
+  const double scaled = ordered_sum(x, [shift](T v) { return scaled_abs_summand(v, shift); });
+  return rescued_mean(scaled, n, shift);
 }
 
 /// ||x||_1 / n for the n = x.size() > 0 entries of x, finite whenever the true mean is.
@@ -190,20 +201,37 @@ double mean_abs(std::span<const T> x) {
   return mean_abs_from_l1(l1_norm(x), x);
 }
 
+/// The summand of l2_norm's rescue: (v * 2^-shift)^2.
+template <class T>
+GRADCOMP_NO_FP_CONTRACT GRADCOMP_HD double scaled_square_summand(T v, int shift) noexcept {
+  GRADCOMP_NO_FP_CONTRACT_BODY
+  const double w = std::ldexp(static_cast<double>(v), -shift);
+  return w * w;
+}
+
+/// Does l2_norm need its rescue for this sum of squares? Below 2^-900 some squares may have
+/// underflowed (only possible for double input); above DBL_MAX the sum overflowed.
+GRADCOMP_HD inline bool l2_needs_rescue(double sum) noexcept {
+  return !(std::isnan(sum) || (sum >= 0x1p-900 && !std::isinf(sum)));
+}
+
+/// l2_norm from its parts, for back ends that compute them their own way: the sum of squares;
+/// shift(), max_exponent(x); scaled_sum(e), the ordered sum of scaled_square_summand(x_i, e).
+/// The last two are asked for only when the sum needs the rescue.
+template <class Shift, class ScaledSum>
+double l2_norm_from_parts(double sum, Shift&& shift, ScaledSum&& scaled_sum) {
+  if (!l2_needs_rescue(sum)) return std::sqrt(sum);
+  const std::optional<int> e = shift();
+  if (!e) return std::sqrt(sum);  // all zero, or the infinity is in the input
+  return std::ldexp(std::sqrt(scaled_sum(*e)), *e);
+}
+
 /// l2_norm given sum = squared_norm(x) (for back ends that computed the sum their own way).
 template <class T>
-GRADCOMP_NO_FP_CONTRACT double l2_norm_from_squares(double sum, std::span<const T> x) {
-  GRADCOMP_NO_FP_CONTRACT_BODY
-  // Below 2^-900 some squares may have underflowed (only possible for double input).
-  if (std::isnan(sum) || (sum >= 0x1p-900 && !std::isinf(sum))) return std::sqrt(sum);
-  const auto e = max_exponent(x);
-  if (!e) return std::sqrt(sum);  // all zero, or the infinity is in the input
-  const int shift = *e;
-  const double scaled = ordered_sum(x, [shift](T v) {
-    const double w = std::ldexp(static_cast<double>(v), -shift);
-    return w * w;
-  });
-  return std::ldexp(std::sqrt(scaled), shift);
+double l2_norm_from_squares(double sum, std::span<const T> x) {
+  return l2_norm_from_parts(
+      sum, [&] { return max_exponent(x); },
+      [&](int shift) { return ordered_sum(x, [shift](T v) { return scaled_square_summand(v, shift); }); });
 }
 
 /// ||x||_2, without overflow or underflow of the squares when the norm itself fits.

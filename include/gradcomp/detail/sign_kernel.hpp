@@ -4,6 +4,7 @@
 #include <span>
 
 #include "../payload/sign.hpp"
+#include "element_rules.hpp"
 #include "reduce.hpp"
 
 namespace gradcomp::detail {
@@ -20,7 +21,7 @@ void sign_compress(std::span<const T> x, std::size_t b, sign_vector<T>& out) {
     out.scales[block] = static_cast<T>(mean_abs(x.subspan(begin, n)));
   }
   for (std::size_t i = 0; i < x.size(); ++i)
-    if (x[i] < T(0)) out.negative[i / 64] |= std::uint64_t{1} << (i % 64);
+    if (sign_bit_of(x[i])) out.negative[i / 64] |= std::uint64_t{1} << (i % 64);
 }
 
 }  // namespace gradcomp::detail

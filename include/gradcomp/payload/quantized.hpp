@@ -23,7 +23,7 @@ namespace detail {
 /// What a level of a quantized payload decodes to: scale * T(level), rounded once in T (as
 /// quantized_vector::decompress_add computes it).
 template <std::floating_point T>
-T dequantize(T scale, std::int32_t level) noexcept {
+GRADCOMP_HD T dequantize(T scale, std::int32_t level) noexcept {
   return scale * static_cast<T>(level);
 }
 
@@ -81,7 +81,7 @@ struct quantized_vector {
     if (levels.size() != dim) detail::fail("decompress_add", "quantized_vector has ", levels.size(), " levels for dim ", dim);
     if (dense.size() != dim)
       detail::fail("decompress_add", "dense size ", dense.size(), " does not match payload dim ", dim);
-    for (std::size_t i = 0; i < dim; ++i) dense[i] = detail::add_scaled(dense[i], alpha, scale * static_cast<T>(levels[i]));
+    for (std::size_t i = 0; i < dim; ++i) dense[i] = detail::add_scaled(dense[i], alpha, detail::dequantize(scale, levels[i]));
   }
 
   std::size_t sent_elements() const noexcept { return dim; }

@@ -40,10 +40,12 @@ struct seeded_sparse_vector {
 
   std::size_t sent_elements() const noexcept { return values.size(); }
 
-  std::size_t wire_bytes() const {
-    return detail::checked_add(detail::header_bytes + 24,
-                               detail::checked_mul(values.size(), sizeof(T), "wire_bytes", "payload"), "wire_bytes",
-                               "payload");
+  std::size_t wire_bytes() const { return wire_bytes_for(values.size()); }
+
+  /// The encoded size of a seeded_sparse_vector<T, Index> with nnz values (a device payload's too).
+  static std::size_t wire_bytes_for(std::size_t nnz) {
+    return detail::checked_add(detail::header_bytes + 24, detail::checked_mul(nnz, sizeof(T), "wire_bytes", "payload"),
+                               "wire_bytes", "payload");
   }
 
   std::size_t encode_to(std::span<std::byte> dst) const {

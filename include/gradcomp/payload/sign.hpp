@@ -61,7 +61,7 @@ struct sign_vector {
       detail::fail("decompress_add", "dense size ", dense.size(), " does not match payload dim ", dim);
     for (std::size_t i = 0; i < dim; ++i) {
       const T s = scales[i / block_size];
-      dense[i] = detail::add_scaled(dense[i], alpha, is_negative(i) ? -s : s);
+      dense[i] = detail::add_scaled(dense[i], alpha, detail::signed_scale(s, is_negative(i)));
     }
   }
 

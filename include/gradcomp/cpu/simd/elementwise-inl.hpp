@@ -101,7 +101,7 @@ GRADCOMP_NO_FP_CONTRACT void signs_add(tag, const std::uint64_t* words, std::siz
 #endif
   for (; i < end; ++i) {
     const bool is_negative = (words[i / 64] >> (i % 64)) & 1u;
-    dense[i] = gradcomp::detail::add_scaled(dense[i], alpha, is_negative ? -scale : scale);
+    dense[i] = gradcomp::detail::add_scaled(dense[i], alpha, gradcomp::detail::signed_scale(scale, is_negative));
   }
 }
 
@@ -130,7 +130,7 @@ void pack_negative(tag, const T* x, std::size_t n, std::uint64_t* words) {
   for (; i < n; i += 64) {
     const std::size_t m = n - i < 64 ? n - i : 64;
     std::uint64_t word = 0;
-    for (std::size_t j = 0; j < m; ++j) word |= std::uint64_t{x[i + j] < T(0)} << j;
+    for (std::size_t j = 0; j < m; ++j) word |= std::uint64_t{gradcomp::detail::sign_bit_of(x[i + j])} << j;
     words[i / 64] = word;
   }
 }

@@ -1,0 +1,299 @@
+#pragma once
+// qsgd and grid_rounding on the GPU: the levels of exec::seq (the reference's element rules
+// detail::qsgd_level and detail::grid_level with the same counter stream), the same scale,
+// the same level_bits, and the same errors.
+//
+// Both check their input before writing anything, as the reference does, and the check
+// needs the host: each call synchronises once.
+//   - qsgd: one pass sums the squares in the reference order and finds the first non-finite
+//     entry; for double input, two more passes find the largest |x_i| and the sum of
+//     (x_i 2^-e)^2, which the reference needs when the sum of squares under- or overflowed
+//     (the first does nothing otherwise; the second always runs, its result then unread).
+//     The host reads those four numbers and computes the scale with the reference's own
+//     functions (detail::l2_norm_from_parts, qsgd::checked_scale_from).
+//   - grid_rounding: one pass finds the first entry that is not finite or whose level is out
+//     of range (grid_rounding::element_fails).
+// An input the reference rejects is copied to the host and handed to the reference, which
+// throws its error (naming the first bad entry); `out` and the step stay as they are. Then
+// one kernel writes the levels and ORs their zigzag codes (a warp reduction, then one
+// atomic per warp) for level_bits, and the step advances.
+#include <cuda_runtime_api.h>
+
+#include <bit>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "../compressors/grid_rounding.hpp"
+#include "../compressors/qsgd.hpp"
+#include "../detail/bitpack.hpp"
+#include "../detail/element_rules.hpp"
+#include "../detail/random.hpp"
+#include "../detail/reduce.hpp"
+#include "../error.hpp"
+#include "../payload/quantized.hpp"
+#include "error.cuh"
+#include "launch.cuh"
+#include "memory.cuh"
+#include "payload.cuh"
+#include "policy.cuh"
+#include "quantized_vector.cuh"
+#include "reduce.cuh"
+#include "tuning.cuh"
+
+namespace gradcomp::cuda::detail {
+
+/// What the quantizers' checks leave for the host to read (one copy).
+struct quantize_state {
+  double squares;               // the reference sum of squares (qsgd)
+  double scaled_squares;        // the rescue's sum of (x_i 2^-e)^2, when needed (qsgd, double)
+  unsigned long long first_bad; // the first index the reference would reject, or n
+  unsigned long long largest;   // the bits of the largest finite |x_i| (0: none nonzero), when needed
+  int shift;                    // e, from largest
+};
+
+static __global__ void quantize_state_init_kernel(quantize_state* s, unsigned long long n) {
+  s->squares = 0.0;
+  s->scaled_squares = 0.0;
+  s->first_bad = n;
+  s->largest = 0;
+  s->shift = 0;
+}
+
+/// state->first_bad = the first i with bad(x[i]) (atomicMin), unchanged if none.
+template <class T, class Bad>
+__global__ void first_bad_kernel(const T* x, std::size_t n, Bad bad, quantize_state* state) {
+  for (std::size_t i = global_thread(); i < n; i += grid_threads())
+    if (bad(x[i])) atomicMin(&state->first_bad, static_cast<unsigned long long>(i));
+}
+
+/// x is not finite.
+struct not_finite {
+  template <class T>
+  __device__ bool operator()(T x) const { return !std::isfinite(x); }
+};
+
+/// grid_rounding rejects x.
+template <class T>
+struct grid_rejects {
+  grid_rounding c;
+  T q;
+  grid_rounding::level_limits limits;
+  __device__ bool operator()(T x) const { return !std::isfinite(x) || c.element_fails(x, q, limits); }
+};
+
+/// qsgd's level of x may overflow.
+template <class T>
+struct level_overflows {
+  T scale;
+  double top;
+  __device__ bool operator()(T x) const { return qsgd::level_may_overflow(x, scale, top); }
+};
+
+/// The rescue's largest finite |x_i|, if the sum of squares needs the rescue.
+template <class T>
+__global__ void largest_finite_kernel(const T* x, std::size_t n, quantize_state* state) {
+  if (!gradcomp::detail::l2_needs_rescue(state->squares)) return;
+  for (std::size_t i = global_thread(); i < n; i += grid_threads()) {
+    const double a = std::fabs(static_cast<double>(x[i]));
+    if (std::isfinite(a) && a > 0.0) atomicMax(&state->largest, std::bit_cast<unsigned long long>(a));
+  }
+}
+
+static __global__ void rescue_shift_kernel(quantize_state* state) {
+  if (state->largest != 0) (void)std::frexp(std::bit_cast<double>(state->largest), &state->shift);
+}
+
+/// The rescue's leaf: (x_i 2^-e)^2, when the rescue is needed (zero otherwise).
+template <class T>
+struct scaled_square_leaf {
+  const T* x;
+  const quantize_state* state;
+  __device__ double operator()(std::size_t i) const {
+    return gradcomp::detail::scaled_square_summand(x[i], state->shift);
+  }
+};
+
+/// The level rules, for the one level kernel.
+template <class T>
+struct qsgd_rule {
+  gradcomp::detail::counter_stream stream;
+  T scale;
+  __device__ std::int32_t operator()(T x, std::size_t i) const {
+    // scale == 0 only for x == 0, or ||x|| / s below T's smallest subnormal (as the reference).
+    return scale > T(0) ? gradcomp::detail::qsgd_level(x, static_cast<double>(scale), stream, i) : 0;
+  }
+};
+template <class T>
+struct grid_rule {
+  gradcomp::detail::counter_stream stream;
+  T q;
+  bool stochastic;
+  __device__ std::int32_t operator()(T x, std::size_t i) const {
+    return gradcomp::detail::grid_level(x, static_cast<double>(q), stochastic, stream, i);
+  }
+};
+
+/// levels[i] = rule(x[i], i); *coded_or |= zigzag of every level.
+template <class T, class Rule>
+__global__ void levels_kernel(const T* x, std::size_t n, Rule rule, std::int32_t* levels, std::uint32_t* coded_or) {
+  const std::size_t warp = global_thread() / 32, warps = grid_threads() / 32;
+  const unsigned lane = threadIdx.x % 32;
+  for (std::size_t base = warp * 32; base < n; base += warps * 32) {  // warp-uniform: every lane reduces
+    const std::size_t i = base + lane;
+    std::uint32_t code = 0;
+    if (i < n) {
+      const std::int32_t level = rule(x[i], i);
+      levels[i] = level;
+      code = gradcomp::detail::zigzag(level);
+    }
+    const std::uint32_t warp_or = __reduce_or_sync(0xffffffffu, code);
+    if (lane == 0 && warp_or != 0) atomicOr(coded_or, warp_or);
+  }
+}
+
+/// dense[i] = add_scaled(dense[i], alpha, dequantize(scale, levels[i])).
+template <class T>
+__global__ void dequantize_add_kernel(const std::int32_t* levels, std::size_t n, T scale, T* dense, T alpha) {
+  for (std::size_t i = global_thread(); i < n; i += grid_threads())
+    dense[i] = gradcomp::detail::add_scaled(dense[i], alpha, gradcomp::detail::dequantize(scale, levels[i]));
+}
+
+inline quantize_state read_state(const par_t& policy, const quantize_state* device_state, const char* where) {
+  quantize_state s{};
+  check(cudaMemcpyAsync(&s, device_state, sizeof s, cudaMemcpyDeviceToHost, policy.stream), where, "cudaMemcpyAsync");
+  check(cudaStreamSynchronize(policy.stream), where, "cudaStreamSynchronize");
+  return s;
+}
+
+/// The reference rejects x: run it on a host copy, so that it throws its own error. (It must;
+/// if it does not, the device check disagreed with it, which is a bug.)
+template <class C, class T>
+[[noreturn]] void reference_rejects(C c, std::span<const T> x, const char* where) {
+  std::vector<T> host(x.size());
+  if (!host.empty())
+    check(cudaMemcpy(host.data(), x.data(), x.size() * sizeof(T), cudaMemcpyDeviceToHost), where, "cudaMemcpy");
+  gradcomp::quantized_vector<T> scratch;
+  c.compress(exec::seq, std::span<const T>(host), scratch);
+  gradcomp::detail::fail(where, "internal error: the device check rejected an input that the reference accepts");
+}
+
+/// Writes the levels by rule into out (prepared), zeroing its code OR first.
+template <class T, class Rule>
+void write_levels(const par_t& policy, std::span<const T> x, Rule rule, cuda::quantized_vector<T>& out,
+                  const char* where) {
+  check(cudaMemsetAsync(out.coded_or(), 0, sizeof(std::uint32_t), policy.stream), where, "cudaMemsetAsync");
+  if (x.empty()) return;
+  levels_kernel<<<elementwise_grid(x.size()), tuning::elementwise::block_threads, 0, policy.stream>>>(
+      x.data(), x.size(), rule, out.levels(), out.coded_or());
+  check_launch(where, "levels_kernel");
+}
+
+}  // namespace gradcomp::cuda::detail
+
+namespace gradcomp::cuda {
+
+/// out = qsgd(x), x in device memory; then c.step advances. Synchronises once (more only on
+/// the rare paths: a level that may overflow, an input the reference rejects).
+template <std::floating_point T>
+void compress_with(const par_t& policy, qsgd& c, std::span<const T> x, quantized_vector<T>& out) {
+  constexpr const char* where = "qsgd";
+  c.validate();
+  const std::size_t d = x.size();
+  detail::temp_layout layout;
+  const std::size_t state_slot = layout.add(sizeof(detail::quantize_state));
+  const std::size_t sums_slot = layout.add(detail::block_sums_bytes(d));
+  void* base = policy.workspace().reserve(layout.total(), policy.stream);
+  auto* state = static_cast<detail::quantize_state*>(layout.at(base, state_slot));
+  auto* sums = static_cast<double*>(layout.at(base, sums_slot));
+
+  detail::quantize_state_init_kernel<<<1, 1, 0, policy.stream>>>(state, d);
+  detail::check_launch(where, "quantize_state_init_kernel");
+  if (d > 0) {
+    detail::first_bad_kernel<<<detail::elementwise_grid(d), tuning::elementwise::block_threads, 0, policy.stream>>>(
+        x.data(), d, detail::not_finite{}, state);
+    detail::check_launch(where, "first_bad_kernel");
+  }
+  detail::ordered_sum_async(policy, d, detail::square_leaf<T>{x.data()}, sums, &state->squares);
+  if constexpr (sizeof(T) == 8) {  // float squares neither underflow nor overflow a double sum
+    if (d > 0) {
+      detail::largest_finite_kernel<<<detail::elementwise_grid(d), tuning::elementwise::block_threads, 0,
+                                      policy.stream>>>(x.data(), d, state);
+      detail::check_launch(where, "largest_finite_kernel");
+    }
+    detail::rescue_shift_kernel<<<1, 1, 0, policy.stream>>>(state);
+    detail::check_launch(where, "rescue_shift_kernel");
+    // Runs whatever the sum: its result is read only when the rescue is needed.
+    detail::ordered_sum_async(policy, d, detail::scaled_square_leaf<T>{x.data(), state}, sums, &state->scaled_squares);
+  }
+  const detail::quantize_state s = detail::read_state(policy, state, where);
+  if (s.first_bad < d) detail::reference_rejects(c, x, where);
+
+  const auto shift = [&]() -> std::optional<int> {
+    if (s.largest == 0) return std::nullopt;
+    return s.shift;
+  };
+  const auto scaled_sum = [&](int) { return s.scaled_squares; };
+  const double norm = gradcomp::detail::l2_norm_from_parts(s.squares, shift, scaled_sum);
+  const T scale = c.checked_scale_from<T>(norm, [] {}, [&] { return *shift(); }, scaled_sum);
+  if (!gradcomp::detail::every_level_decodes_finite(scale)) {
+    const double top = static_cast<double>(gradcomp::detail::largest_finite_level(scale));
+    detail::first_bad_kernel<<<detail::elementwise_grid(d), tuning::elementwise::block_threads, 0, policy.stream>>>(
+        x.data(), d, detail::level_overflows<T>{scale, top}, state);
+    detail::check_launch(where, "first_bad_kernel");
+    if (detail::read_state(policy, state, where).first_bad < d) detail::reference_rejects(c, x, where);
+  }
+  out.prepare(d, scale);
+  detail::write_levels(policy, x, detail::qsgd_rule<T>{gradcomp::detail::counter_stream(c.seed, c.step), scale}, out,
+                       where);
+  ++c.step;
+}
+
+/// out = grid_rounding(x), x in device memory; then c.step advances. Synchronises once.
+template <std::floating_point T>
+void compress_with(const par_t& policy, grid_rounding& c, std::span<const T> x, quantized_vector<T>& out) {
+  constexpr const char* where = "grid_rounding";
+  c.validate();
+  const T q = c.checked_spacing<T>();
+  const std::size_t d = x.size();
+  auto* state = static_cast<detail::quantize_state*>(
+      policy.workspace().reserve(sizeof(detail::quantize_state), policy.stream));
+  detail::quantize_state_init_kernel<<<1, 1, 0, policy.stream>>>(state, d);
+  detail::check_launch(where, "quantize_state_init_kernel");
+  if (d > 0) {
+    detail::first_bad_kernel<<<detail::elementwise_grid(d), tuning::elementwise::block_threads, 0, policy.stream>>>(
+        x.data(), d, detail::grid_rejects<T>{c, q, grid_rounding::limits_for(q)}, state);
+    detail::check_launch(where, "first_bad_kernel");
+  }
+  if (detail::read_state(policy, state, where).first_bad < d) detail::reference_rejects(c, x, where);
+  out.prepare(d, q);
+  detail::write_levels(policy, x, detail::grid_rule<T>{gradcomp::detail::counter_stream(c.seed, c.step), q, c.stochastic},
+                       out, where);
+  ++c.step;
+}
+
+/// dense += alpha * decode(p), dense in device memory of p.dim() elements.
+template <std::floating_point T>
+void decompress_add_with(const par_t& policy, const quantized_vector<T>& p, std::span<T> dense, T alpha) {
+  if (dense.size() != p.dim())
+    gradcomp::detail::fail("decompress_add", "dense size ", dense.size(), " does not match payload dim ", p.dim());
+  if (p.dim() == 0) return;
+  detail::dequantize_add_kernel<<<detail::elementwise_grid(p.dim()), tuning::elementwise::block_threads, 0,
+                                  policy.stream>>>(p.levels(), p.dim(), p.scale(), dense.data(), alpha);
+  detail::check_launch("decompress_add", "dequantize_add_kernel");
+}
+
+template <class T>
+struct device_payload<qsgd, T> {
+  using type = quantized_vector<T>;
+};
+template <class T>
+struct device_payload<grid_rounding, T> {
+  using type = quantized_vector<T>;
+};
+
+}  // namespace gradcomp::cuda
