@@ -29,6 +29,12 @@ Semantics (docs/pytorch.md):
     parameter name.
   * Warm-up: the first start_iter iterations are plain all-reduces (PowerSGD's
     start_powerSGD_iter).
+  * CUDA buckets: error feedback and compression run on the device (gradcomp.cuda, the CUDA
+    back end; float32, bfloat16 and float16 gradients read as they are), on the stream that
+    produced the bucket, with the same bits as on the host; the messages (k entries for
+    Top-k) come to the host, travel as above (as CUDA tensors on an NCCL group) and are
+    decoded on the host in rank order, and the mean is copied back into the bucket. The
+    residuals stay on the device (residuals() and state_dict() give CUDA tensors).
 """
 
 import copy
@@ -123,9 +129,13 @@ class State:
         self._shapes = {name: p.shape for name, p in model.named_parameters()}
         parent = process_group if process_group is not None else dist.group.WORLD
         ranks = _group_ranks(parent)
-        self.group = dist.new_group(ranks=ranks, backend=dist.get_backend(parent))
+        backend = dist.get_backend(parent)
+        self.group = dist.new_group(ranks=ranks, backend=backend)
         self.world_size = dist.get_world_size(self.group)
         self.rank = dist.get_rank(self.group)
+        # Where the exchange's tensors live: NCCL moves CUDA tensors only.
+        self._comm_device = (torch.device("cuda", torch.cuda.current_device()) if str(backend) == "nccl"
+                             else torch.device("cpu"))
 
         self.iteration = 0
         self._buckets: Dict[Tuple[str, ...], _Bucket] = {}
@@ -160,7 +170,7 @@ class State:
         with self._lock:
             out = {k: v.clone() for k, v in self._pending.items()}
             for b in self._buckets.values():
-                e = torch.from_numpy(b.feedback.error)
+                e = _error_of(b.feedback)
                 for key, offset, n, shape in b.slices():
                     out[key] = e[offset:offset + n].reshape(shape).clone()
             return out
@@ -238,7 +248,11 @@ class State:
 
     def _hook(self, bucket: dist.GradBucket) -> "torch.futures.Future[torch.Tensor]":
         result: torch.futures.Future = torch.futures.Future()
-        job = (bucket.buffer(), list(bucket.parameters()), bool(bucket.is_last()), self._scale_now(), result)
+        buffer = bucket.buffer()
+        # A CUDA bucket is compressed on the stream that produced it (the worker thread's own
+        # current stream would not be ordered after backward's kernels).
+        stream = torch.cuda.current_stream(buffer.device) if buffer.is_cuda else None
+        job = (buffer, list(bucket.parameters()), bool(bucket.is_last()), self._scale_now(), stream, result)
         if self._worker is None:
             self._worker = threading.Thread(target=self._work, name="gradcomp.torch", daemon=True)
             self._worker.start()
@@ -261,10 +275,14 @@ class State:
             job = self._jobs.get()
             if job is None:
                 return
-            buffer, params, is_last, scale, result = job
+            buffer, params, is_last, scale, stream, result = job
             out, error = None, None
             try:
-                out = self._exchange(buffer, params, scale)
+                if stream is not None:
+                    with torch.cuda.device(buffer.device), torch.cuda.stream(stream):
+                        out = self._exchange(buffer, params, scale)
+                else:
+                    out = self._exchange(buffer, params, scale)
             except BaseException as e:  # noqa: BLE001 (reported through the future)
                 error = e
                 self._log.skipped = True  # backward raises: no optimizer step, so roll the step back
@@ -293,7 +311,11 @@ class State:
         status, message, failure, b, g, before = _OK, None, None, None, None, 0.0
         try:
             b = self._bucket_for(params, buffer)
-            g = buffer if buffer.dtype == torch.float32 and buffer.is_contiguous() else buffer.float().contiguous()
+            if buffer.is_cuda:  # the device step reads float32, bfloat16 and float16 as they are
+                g = buffer if buffer.dtype in _CUDA_DTYPES else buffer.float()
+                g = g if g.is_contiguous() else g.contiguous()
+            else:
+                g = buffer if buffer.dtype == torch.float32 and buffer.is_contiguous() else buffer.float().contiguous()
             before = b.feedback.metrics["total_error"]
             message = b.feedback.compress(g, 1.0 / scale, policy=self.policy)
         except Exception as e:  # noqa: BLE001
@@ -306,7 +328,7 @@ class State:
         gather = message is None or b.feedback.compressor.aggregation == "gather"
         key = () if gather else message.summation_key
         size = message.wire_bytes if message is not None else 0
-        header = torch.tensor([status, size, *key] + [0] * (4 - len(key)), dtype=torch.int64)
+        header = torch.tensor([status, size, *key] + [0] * (4 - len(key)), dtype=torch.int64, device=self._comm_device)
         headers = [torch.empty_like(header) for _ in range(self.world_size)]
         dist.all_gather(headers, header, group=self.group)
         statuses = [int(h[0]) for h in headers]
@@ -325,20 +347,20 @@ class State:
             log.skipped = True
             return buffer.fill_(math.nan)
 
-        # The mean is formed in the bucket itself when it is float32 (error feedback has read g
-        # already); a float16 / bfloat16 bucket gets it converted at the end.
-        mean = buffer.zero_() if g is buffer else torch.zeros(b.feedback.dim, dtype=torch.float32)
+        # The mean is formed in the bucket itself when it is a float32 host tensor (error feedback
+        # has read g already); a float16 / bfloat16 or CUDA bucket gets it copied in at the end.
+        mean = buffer.zero_() if g is buffer and not buffer.is_cuda else torch.zeros(b.feedback.dim, dtype=torch.float32)
         if gather:
             sizes = [int(h[1]) for h in headers]
             padded = max(sizes)
             send = torch.empty(padded, dtype=torch.uint8)  # the padding is never decoded
             message.encode_into(send)
-            received = [torch.empty(padded, dtype=torch.uint8) for _ in range(self.world_size)]
-            dist.all_gather(received, send, group=self.group)
+            received = [torch.empty(padded, dtype=torch.uint8, device=self._comm_device) for _ in range(self.world_size)]
+            dist.all_gather(received, send.to(self._comm_device), group=self.group)
             t0 = time.perf_counter()
             kind = type(message)
             for r in range(self.world_size):  # rank order: the same sum on every rank
-                kind.decode(received[r][:sizes[r]]).decompress_add(mean, policy=self.policy)
+                kind.decode(received[r][:sizes[r]].cpu()).decompress_add(mean, policy=self.policy)
             mean.div_(self.world_size)
             compute += time.perf_counter() - t0
             log.sent_bytes += padded
@@ -350,7 +372,12 @@ class State:
                 raise _gc.Error(f"gradcomp.torch: the ranks' {type(message).__name__} messages do not add up "
                                 f"(keys {keys}); every rank must use the same compressor parameters and seed")
             values = torch.from_numpy(message.values)
-            dist.all_reduce(values, group=self.group)
+            if self._comm_device.type != "cpu":
+                moved = values.to(self._comm_device)
+                dist.all_reduce(moved, group=self.group)
+                values = moved.cpu()
+            else:
+                dist.all_reduce(values, group=self.group)
             t0 = time.perf_counter()
             values.div_(self.world_size)
             message.with_values(values).decompress_add(mean, policy=self.policy)
@@ -434,7 +461,7 @@ class State:
             # the parameters (pending) and from there into the new layout.
             for old_keys in [k for k in self._buckets if set(k) & set(keys)]:
                 old = self._buckets.pop(old_keys)
-                e = torch.from_numpy(old.feedback.error)
+                e = _error_of(old.feedback)
                 for key, offset, n, _ in old.slices():
                     self._pending[key] = e[offset:offset + n].clone()
             dim = buffer.numel()
@@ -444,11 +471,15 @@ class State:
                                 "gradcomp compressor")
             if hasattr(c, "step"):
                 c.step = self._compressed_steps
-            feedback = _gc.ErrorFeedback(c, dim)
+            if buffer.is_cuda:
+                feedback = _gc_cuda().ErrorFeedback(c, dim, device=buffer.device)
+            else:
+                feedback = _gc.ErrorFeedback(c, dim)
             parts = [self._pending.pop(k, None) for k in keys]
             if any(part is not None for part in parts):
                 feedback.assign_error(torch.cat([
-                    part if part is not None else torch.zeros(n, dtype=torch.float32)
+                    part.to(buffer.device) if part is not None
+                    else torch.zeros(n, dtype=torch.float32, device=buffer.device)
                     for part, n in zip(parts, numels)]))
             b = _Bucket(keys, numels, tuple(p.shape for p in params), feedback)
             self._buckets[keys] = b
@@ -460,6 +491,26 @@ class State:
         except KeyError:
             raise RuntimeError("gradcomp.torch: a bucket holds a parameter the State's model does not have "
                                "(build the State with the DDP model the hook is registered on)") from None
+
+_CUDA_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def _gc_cuda():
+    """gradcomp.cuda, imported on the first CUDA bucket (it needs the CUDA back end)."""
+    import gradcomp.cuda as gc_cuda  # noqa: PLC0415
+    if not gc_cuda.available():
+        raise RuntimeError("gradcomp.torch: the bucket is on a CUDA device, but this gradcomp "
+                           + ("was built without its CUDA back end (configure with -DGRADCOMP_BUILD_CUDA=ON)"
+                              if not _gc._core.cuda_built() else "sees no CUDA device"))
+    return gc_cuda
+
+
+def _error_of(feedback) -> torch.Tensor:
+    """A feedback's residual as a tensor: on the host for ErrorFeedback, on the device for
+    gradcomp.cuda.ErrorFeedback."""
+    e = feedback.error
+    return e if isinstance(e, torch.Tensor) else torch.from_numpy(e)
+
 
 def _group_ranks(group) -> List[int]:
     if group is dist.group.WORLD or group is None:

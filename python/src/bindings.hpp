@@ -41,6 +41,9 @@ py::array_t<T> to_numpy(std::span<const T> v) {
   return a;
 }
 
+/// An error feedback's metrics as the dict both ErrorFeedback classes give.
+py::dict metrics_dict(const feedback_metrics& m);
+
 /// The error-feedback adaptor behind gradcomp.ErrorFeedback, for any compressor.
 class feedback_base {
  public:
@@ -67,9 +70,18 @@ using feedback_factory = std::function<std::unique_ptr<feedback_base>(py::handle
 /// Python compressor type -> how to wrap one in error feedback (filled by bind_compressor).
 std::unordered_map<PyObject*, feedback_factory>& feedback_factories();
 
+namespace cuda_bridge {
+class device_feedback;
+}
+using cuda_feedback_factory = std::function<std::unique_ptr<cuda_bridge::device_feedback>(py::handle, std::size_t)>;
+/// Python compressor type -> its device error feedback (filled by bind_compressor for the
+/// compressors with a CUDA kernel).
+std::unordered_map<PyObject*, cuda_feedback_factory>& cuda_feedback_factories();
+
 void bind_payloads(py::module_& m);
 void bind_sparsifiers(py::module_& m);  // identity, hard_threshold, top_k, random_k, unbiased_random_k
 void bind_quantizers(py::module_& m);   // scaled_sign, blockwise_sign, qsgd, grid_rounding
 void bind_feedback(py::module_& m);
+void bind_cuda(py::module_& m);  // CudaErrorFeedback, cuda_built, cuda_device_count
 
 }  // namespace gradcomp::python

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bindings.hpp"
+#include "cuda_bridge.hpp"
 
 namespace gradcomp::python {
 
@@ -115,6 +116,9 @@ py::class_<C> bind_compressor(py::module_& m, const char* doc) {
       [](py::handle c, std::size_t dim, feedback_storage s) -> std::unique_ptr<feedback_base> {
     return std::make_unique<feedback_impl<C>>(c.cast<C>(), dim, s);
   };
+  if constexpr (cuda_bridge::supported_v<C>)
+    cuda_feedback_factories()[reinterpret_cast<PyObject*>(py::type::of<C>().ptr())] =
+        [](py::handle c, std::size_t dim) { return cuda_bridge::make_device_feedback(c.cast<C>(), dim); };
   return cls;
 }
 

@@ -14,6 +14,15 @@ policy_choice parse_policy(std::string_view name) {
                         "'");
 }
 
+py::dict metrics_dict(const feedback_metrics& m) {
+  py::dict d;
+  d["steps"] = m.steps;
+  d["elements_sent"] = m.elements_sent;
+  d["wire_bytes"] = m.wire_bytes;
+  d["total_error"] = m.total_error;
+  return d;
+}
+
 std::string float_repr(double v) { return py::str(py::float_(v)).cast<std::string>(); }
 std::string bool_repr(bool v) { return v ? "True" : "False"; }
 
@@ -71,15 +80,7 @@ void bind_feedback(py::module_& m) {
       .def_property_readonly("message", &feedback_base::message, "The last message sent.")
       .def_property_readonly(
           "metrics",
-          [](const feedback_base& f) {
-            const feedback_metrics& mt = f.metrics();
-            py::dict d;
-            d["steps"] = mt.steps;
-            d["elements_sent"] = mt.elements_sent;
-            d["wire_bytes"] = mt.wire_bytes;
-            d["total_error"] = mt.total_error;
-            return d;
-          },
+          [](const feedback_base& f) { return metrics_dict(f.metrics()); },
           "steps, elements_sent, wire_bytes (sums over steps) and total_error (sum over steps of ||e||^2).")
       .def_property_readonly("average_density", &feedback_base::average_density)
       .def(
@@ -134,4 +135,5 @@ PYBIND11_MODULE(_core, m) {
   gp::bind_sparsifiers(m);
   gp::bind_quantizers(m);
   gp::bind_feedback(m);
+  gp::bind_cuda(m);
 }

@@ -68,8 +68,8 @@ tensor_view from_dlpack(py::handle obj, const char* name, element want, access h
     if (dev.first != kDLCPU)
       throw py::type_error(std::string("gradcomp: ") + name + " is on " + device_name(dev.first) + " device " +
                            std::to_string(dev.second) +
-                           "; this build of gradcomp has only the CPU back end (move the tensor with .cpu(), or "
-                           "build gradcomp with its CUDA back end)");
+                           "; gradcomp's host functions take host tensors (move it with .cpu(); "
+                           "gradcomp.cuda.ErrorFeedback takes CUDA tensors)");
   }
   py::object capsule = obj.attr("__dlpack__")();
   auto* managed = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule.ptr(), "dltensor"));
@@ -79,7 +79,7 @@ tensor_view from_dlpack(py::handle obj, const char* name, element want, access h
   const DLTensor& t = managed->dl_tensor;
   if (t.device.device_type != kDLCPU)
     throw py::type_error(std::string("gradcomp: ") + name + " is on " + device_name(t.device.device_type) +
-                         "; this build of gradcomp has only the CPU back end");
+                         "; gradcomp's host functions take host tensors");
   if (!matches(t.dtype, want))
     throw py::type_error(std::string("gradcomp: ") + name + " has dtype " + dtype_name(t.dtype) + ", expected " +
                          element_name(want) +

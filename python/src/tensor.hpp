@@ -7,10 +7,8 @@
 // buffer) lives; the memory stays the caller's. One build serves every PyTorch version,
 // since DLPack is a C ABI.
 //
-// The device is part of the view: a CUDA tensor is refused with a clear message until the
-// CUDA back end exists; it will be borrowed with __dlpack__(stream=<torch's current stream>),
-// so that work on the caller's stream is ordered before gradcomp's kernels (the DLPack
-// stream contract), and allocate its scratch through torch's caching allocator.
+// The device is part of the view: a CUDA tensor is refused here with a clear message (these
+// are the host functions); gradcomp.cuda takes CUDA tensors through cuda_feedback.cpp.
 #include <pybind11/pybind11.h>
 
 #include <cstddef>

@@ -337,7 +337,7 @@ class TestBadInput(unittest.TestCase):
             def __dlpack__(self, stream=None):
                 raise AssertionError("a CUDA tensor must not be exported by a CPU-only build")
 
-        with self.assertRaisesRegex(TypeError, "x is on CUDA device 0; this build of gradcomp has only the CPU back end"):
+        with self.assertRaisesRegex(TypeError, "x is on CUDA device 0; gradcomp's host functions take host tensors"):
             gc.compress(gc.top_k(k=1), FakeCuda())
         with self.assertRaisesRegex(ValueError, "policy must be 'par'"):
             gc.compress(gc.top_k(k=1), np.ones(3, np.float32), policy="gpu")
@@ -383,6 +383,32 @@ class TestMemory(unittest.TestCase):
         worker.join()
         # With the GIL held for the whole compress, this thread could only tick between calls.
         self.assertGreater(ticks, 1000)
+
+
+class TestCudaBoundary(unittest.TestCase):
+    """What gradcomp.cuda does on every machine (tests/python/cuda_check.py runs it on a GPU)."""
+
+    def test_availability_is_reported(self):
+        import gradcomp.cuda as gcc
+        built = gc._core.cuda_built()
+        self.assertIsInstance(built, bool)
+        self.assertEqual(gcc.available(), built and gc._core.cuda_device_count() > 0 and torch.cuda.is_available())
+        if not torch.cuda.is_available():
+            with self.assertRaisesRegex(RuntimeError, "without its CUDA back end" if not built else "no CUDA device"):
+                gcc.ErrorFeedback(gc.top_k(k=3), 10)
+
+    def test_device_feedback_says_why_it_cannot_start(self):
+        with self.assertRaisesRegex(TypeError, "no CUDA kernel for identity"):
+            gc._core.CudaErrorFeedback(gc.identity(), 10)
+        if not gc._core.cuda_built():
+            with self.assertRaisesRegex(RuntimeError, "no CUDA back end"):
+                gc._core.CudaErrorFeedback(gc.top_k(k=3), 10)
+        elif gc._core.cuda_device_count() == 0:  # built with CUDA, no device (CI): the runtime's error
+            with self.assertRaisesRegex(RuntimeError, "gradcomp::cuda"):
+                gc._core.CudaErrorFeedback(gc.top_k(k=3), 10)
+        else:
+            with self.assertRaisesRegex(TypeError, "float32, bfloat16 or float16"):
+                gc._core.CudaErrorFeedback(gc.top_k(k=3), 10).compress(0, "float64")
 
 
 if __name__ == "__main__":
