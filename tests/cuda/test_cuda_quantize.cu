@@ -97,7 +97,7 @@ TEST_CASE_TEMPLATE("grid_rounding: exec::seq's levels, nearest and stochastic", 
   }
 }
 
-TEST_CASE("quantizers: input the reference rejects gives its error; out and the step stay") {
+TEST_CASE("quantizers: input the reference rejects gives its error, out and the step stay") {
   std::vector<float> nan_at_7(100, 1.0f);
   nan_at_7[7] = std::numeric_limits<float>::quiet_NaN();
   check_rejected(gc::qsgd{.s = 4}, nan_at_7, "x[7]");
