@@ -68,8 +68,8 @@ status=0
 budget=${GPU_CHECK_BUDGET:-480}
 steps=${GPU_CHECK_STEPS:-tests,bench,python,memcheck,racecheck}
 want() { [[ ",$steps," == *",$1,"* ]]; }
-# left CAP: seconds for the next step, at most CAP, keeping 20 s for the table.
-left() { local l=$(( budget - ($(date +%s) - start) - 20 )); (( l > $1 )) && l=$1; echo $(( l > 0 ? l : 0 )); }
+# left CAP: seconds for the next step, at most CAP, keeping 20 s for the table (at least 1).
+left() { local l=$(( budget - ($(date +%s) - start) - 20 )); (( l > $1 )) && l=$1; echo $(( l > 1 ? l : 1 )); }  # timeout 0 would mean none
 nvidia-smi > "$OUT/gpu.txt" 2>&1 || true
 PY=${PYTHON:-python3}
 
