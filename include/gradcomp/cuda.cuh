@@ -8,6 +8,7 @@
 #include "cuda/error.cuh"
 #include "cuda/error_feedback.cuh"
 #include "cuda/feedback_step.cuh"
+#include "cuda/first_index.cuh"
 #include "cuda/hard_threshold.cuh"
 #include "cuda/memory.cuh"
 #include "cuda/multi_tensor.cuh"

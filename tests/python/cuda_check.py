@@ -26,6 +26,7 @@ import torch.distributed as dist
 import gradcomp as gc
 import gradcomp.cuda as gcc
 import gradcomp.torch as gct
+from test_ddp import FakeBucket
 
 COMPRESSORS = [
     lambda: gc.top_k(k=37),
@@ -97,22 +98,8 @@ class HookOnCudaBuckets(unittest.TestCase):
         dist.destroy_process_group()
 
     def test_cuda_buckets_give_the_host_buckets_bits(self):
-        """The hook called as DDP calls it (a bucket object), on a CUDA bucket and on the same
-        values on the host: the same returned bucket and residuals, bit for bit."""
-
-        class Bucket:
-            def __init__(self, buffer, params, last):
-                self._buffer, self._params, self._last = buffer, params, last
-
-            def buffer(self):
-                return self._buffer
-
-            def parameters(self):
-                return self._params
-
-            def is_last(self):
-                return self._last
-
+        """The hook called as DDP calls it (test_ddp's FakeBucket), on a CUDA bucket and on the
+        same values on the host: the same returned bucket and residuals, bit for bit."""
         torch.manual_seed(3)
         host_model = torch.nn.Sequential(torch.nn.Linear(40, 30), torch.nn.Linear(30, 5))
         device_model = torch.nn.Sequential(torch.nn.Linear(40, 30), torch.nn.Linear(30, 5)).cuda()
@@ -130,8 +117,8 @@ class HookOnCudaBuckets(unittest.TestCase):
                             values = torch.cat([torch.randn(hp[n].numel()) for n in names]).to(dtype)
                             h, d = values.clone(), values.cuda()
                             last = b == len(layout) - 1
-                            out_h = gct.hook(host, Bucket(h, [hp[n] for n in names], last)).wait()
-                            out_d = gct.hook(device, Bucket(d, [dp[n] for n in names], last)).wait()
+                            out_h = gct.hook(host, FakeBucket(b, h, [hp[n] for n in names], last)).wait()
+                            out_d = gct.hook(device, FakeBucket(b, d, [dp[n] for n in names], last)).wait()
                             self.assertTrue(out_d.is_cuda)
                             self.assertEqual(out_d.dtype, dtype)
                             self.assertTrue(torch.equal(out_d.cpu(), out_h))

@@ -36,6 +36,7 @@
 #include "elementwise.cuh"
 #include "error.cuh"
 #include "feedback_step.cuh"
+#include "first_index.cuh"
 #include "launch.cuh"
 #include "memory.cuh"
 #include "payload.cuh"
@@ -45,12 +46,12 @@
 
 namespace gradcomp::cuda::detail {
 
-/// The first i with a non-finite value(i), by atomicMin (n if none).
-template <class T, class G>
-__global__ void first_non_finite_kernel(const G* g, std::size_t n, unsigned long long* first) {
-  for (std::size_t i = global_thread(); i < n; i += grid_threads())
-    if (!isfinite(static_cast<double>(gradient_at<T>(g, i)))) atomicMin(first, static_cast<unsigned long long>(i));
-}
+/// Element i of v (T, or 16-bit widened to T) is not finite.
+template <class T, class V>
+struct non_finite_at {
+  const V* v;
+  __device__ bool operator()(std::size_t i) const { return !isfinite(static_cast<double>(gradient_at<T>(v, i))); }
+};
 
 }  // namespace gradcomp::cuda::detail
 
@@ -182,12 +183,7 @@ class error_feedback {
     const unsigned long long none = v.size();
     detail::check(cudaMemcpyAsync(first, &none, sizeof none, cudaMemcpyHostToDevice, policy.stream), "error_feedback",
                   "cudaMemcpyAsync");
-    if (!v.empty()) {
-      detail::first_non_finite_kernel<T><<<detail::elementwise_grid(v.size()),
-                                           tuning::elementwise::block_threads, 0, policy.stream>>>(v.data(), v.size(),
-                                                                                                    first);
-      detail::check_launch("error_feedback", "first_non_finite_kernel");
-    }
+    detail::first_index_async(policy, v.size(), detail::non_finite_at<T, V>{v.data()}, first, "error_feedback");
     unsigned long long i = none;
     detail::check(cudaMemcpyAsync(&i, first, sizeof i, cudaMemcpyDeviceToHost, policy.stream), "error_feedback",
                   "cudaMemcpyAsync");

@@ -5,10 +5,10 @@
 //
 // Both check their input before writing anything, as the reference does, and the check
 // needs the host: each call synchronises once.
-//   - qsgd: one pass sums the squares in the reference order and finds the first non-finite
-//     entry; for double input, two more passes find the largest |x_i| and the sum of
-//     (x_i 2^-e)^2, which the reference needs when the sum of squares under- or overflowed
-//     (the first does nothing otherwise; the second always runs, its result then unread).
+//   - qsgd: one pass sums the squares in the reference order. Only when that sum is not
+//     finite does a second pass look for the first non-finite entry, and (double input) only
+//     when it under- or overflowed do two more find the largest |x_i| and the sum of
+//     (x_i 2^-e)^2 for the reference's rescue; otherwise those kernels return at once.
 //     The host reads those four numbers and computes the scale with the reference's own
 //     functions (detail::l2_norm_from_parts, qsgd::checked_scale_from).
 //   - grid_rounding: one pass finds the first entry that is not finite or whose level is out
@@ -36,7 +36,9 @@
 #include "../detail/reduce.hpp"
 #include "../error.hpp"
 #include "../payload/quantized.hpp"
+#include "decompress.cuh"
 #include "error.cuh"
+#include "first_index.cuh"
 #include "launch.cuh"
 #include "memory.cuh"
 #include "payload.cuh"
@@ -64,17 +66,23 @@ static __global__ void quantize_state_init_kernel(quantize_state* s, unsigned lo
   s->shift = 0;
 }
 
-/// state->first_bad = the first i with bad(x[i]) (atomicMin), unchanged if none.
+/// The index where the reference would reject x: bad(x[i]).
 template <class T, class Bad>
-__global__ void first_bad_kernel(const T* x, std::size_t n, Bad bad, quantize_state* state) {
-  for (std::size_t i = global_thread(); i < n; i += grid_threads())
-    if (bad(x[i])) atomicMin(&state->first_bad, static_cast<unsigned long long>(i));
-}
+struct rejected_at {
+  const T* x;
+  Bad bad;
+  __device__ bool operator()(std::size_t i) const { return bad(x[i]); }
+};
 
-/// x is not finite.
-struct not_finite {
-  template <class T>
-  __device__ bool operator()(T x) const { return !std::isfinite(x); }
+/// The first non-finite x_i, looked for only when the sum of squares is not finite (finite
+/// squares of finite values sum to a finite value or to +Inf; NaN or Inf input makes the sum
+/// NaN or Inf): a pass the usual input does not pay for.
+template <class T>
+struct non_finite_if_squares_are {
+  const T* x;
+  const quantize_state* state;
+  __device__ bool active() const { return !std::isfinite(state->squares); }
+  __device__ bool operator()(std::size_t i) const { return !std::isfinite(x[i]); }
 };
 
 /// grid_rounding rejects x.
@@ -94,25 +102,24 @@ struct level_overflows {
   __device__ bool operator()(T x) const { return qsgd::level_may_overflow(x, scale, top); }
 };
 
-/// The rescue's largest finite |x_i|, if the sum of squares needs the rescue.
-template <class T>
-__global__ void largest_finite_kernel(const T* x, std::size_t n, quantize_state* state) {
-  if (!gradcomp::detail::l2_needs_rescue(state->squares)) return;
-  for (std::size_t i = global_thread(); i < n; i += grid_threads()) {
-    const double a = std::fabs(static_cast<double>(x[i]));
-    if (std::isfinite(a) && a > 0.0) atomicMax(&state->largest, std::bit_cast<unsigned long long>(a));
+/// Where the l2 rescue's largest |x_i| goes: the state, when the sum of squares needs it.
+struct l2_rescue_target {
+  quantize_state* state;
+  __device__ unsigned long long* operator()(std::size_t) const {
+    return gradcomp::detail::l2_needs_rescue(state->squares) ? &state->largest : nullptr;
   }
-}
+};
 
 static __global__ void rescue_shift_kernel(quantize_state* state) {
-  if (state->largest != 0) (void)std::frexp(std::bit_cast<double>(state->largest), &state->shift);
+  if (state->largest != 0) state->shift = rescue_shift(state->largest);
 }
 
-/// The rescue's leaf: (x_i 2^-e)^2, when the rescue is needed (zero otherwise).
+/// The rescue's leaf: (x_i 2^-e)^2, summed only when the rescue is needed.
 template <class T>
 struct scaled_square_leaf {
   const T* x;
   const quantize_state* state;
+  __device__ bool active() const { return gradcomp::detail::l2_needs_rescue(state->squares); }
   __device__ double operator()(std::size_t i) const {
     return gradcomp::detail::scaled_square_summand(x[i], state->shift);
   }
@@ -156,12 +163,13 @@ __global__ void levels_kernel(const T* x, std::size_t n, Rule rule, std::int32_t
   }
 }
 
-/// dense[i] = add_scaled(dense[i], alpha, dequantize(scale, levels[i])).
+/// A quantized payload's element i: scale * level i.
 template <class T>
-__global__ void dequantize_add_kernel(const std::int32_t* levels, std::size_t n, T scale, T* dense, T alpha) {
-  for (std::size_t i = global_thread(); i < n; i += grid_threads())
-    dense[i] = gradcomp::detail::add_scaled(dense[i], alpha, gradcomp::detail::dequantize(scale, levels[i]));
-}
+struct dequantized {
+  const std::int32_t* levels;
+  T scale;
+  __device__ T operator()(std::size_t i) const { return gradcomp::detail::dequantize(scale, levels[i]); }
+};
 
 inline quantize_state read_state(const par_t& policy, const quantize_state* device_state, const char* where) {
   quantize_state s{};
@@ -213,21 +221,17 @@ void compress_with(const par_t& policy, qsgd& c, std::span<const T> x, quantized
 
   detail::quantize_state_init_kernel<<<1, 1, 0, policy.stream>>>(state, d);
   detail::check_launch(where, "quantize_state_init_kernel");
-  if (d > 0) {
-    detail::first_bad_kernel<<<detail::elementwise_grid(d), tuning::elementwise::block_threads, 0, policy.stream>>>(
-        x.data(), d, detail::not_finite{}, state);
-    detail::check_launch(where, "first_bad_kernel");
-  }
   detail::ordered_sum_async(policy, d, detail::square_leaf<T>{x.data()}, sums, &state->squares);
+  detail::first_index_async(policy, d, detail::non_finite_if_squares_are<T>{x.data(), state}, &state->first_bad, where);
   if constexpr (sizeof(T) == 8) {  // float squares neither underflow nor overflow a double sum
     if (d > 0) {
       detail::largest_finite_kernel<<<detail::elementwise_grid(d), tuning::elementwise::block_threads, 0,
-                                      policy.stream>>>(x.data(), d, state);
+                                      policy.stream>>>(x.data(), d, detail::l2_rescue_target{state});
       detail::check_launch(where, "largest_finite_kernel");
     }
     detail::rescue_shift_kernel<<<1, 1, 0, policy.stream>>>(state);
     detail::check_launch(where, "rescue_shift_kernel");
-    // Runs whatever the sum: its result is read only when the rescue is needed.
+    // Its block sums are written only when the rescue is needed, and only then read.
     detail::ordered_sum_async(policy, d, detail::scaled_square_leaf<T>{x.data(), state}, sums, &state->scaled_squares);
   }
   const detail::quantize_state s = detail::read_state(policy, state, where);
@@ -242,9 +246,8 @@ void compress_with(const par_t& policy, qsgd& c, std::span<const T> x, quantized
   const T scale = c.checked_scale_from<T>(norm, [] {}, [&] { return *shift(); }, scaled_sum);
   if (!gradcomp::detail::every_level_decodes_finite(scale)) {
     const double top = static_cast<double>(gradcomp::detail::largest_finite_level(scale));
-    detail::first_bad_kernel<<<detail::elementwise_grid(d), tuning::elementwise::block_threads, 0, policy.stream>>>(
-        x.data(), d, detail::level_overflows<T>{scale, top}, state);
-    detail::check_launch(where, "first_bad_kernel");
+    detail::first_index_async(policy, d, detail::rejected_at<T, detail::level_overflows<T>>{x.data(), {scale, top}},
+                              &state->first_bad, where);
     if (detail::read_state(policy, state, where).first_bad < d) detail::reference_rejects(c, x, where);
   }
   out.prepare(d, scale);
@@ -264,11 +267,9 @@ void compress_with(const par_t& policy, grid_rounding& c, std::span<const T> x, 
       policy.workspace().reserve(sizeof(detail::quantize_state), policy.stream));
   detail::quantize_state_init_kernel<<<1, 1, 0, policy.stream>>>(state, d);
   detail::check_launch(where, "quantize_state_init_kernel");
-  if (d > 0) {
-    detail::first_bad_kernel<<<detail::elementwise_grid(d), tuning::elementwise::block_threads, 0, policy.stream>>>(
-        x.data(), d, detail::grid_rejects<T>{c, q, grid_rounding::limits_for(q)}, state);
-    detail::check_launch(where, "first_bad_kernel");
-  }
+  detail::first_index_async(
+      policy, d, detail::rejected_at<T, detail::grid_rejects<T>>{x.data(), {c, q, grid_rounding::limits_for(q)}},
+      &state->first_bad, where);
   if (detail::read_state(policy, state, where).first_bad < d) detail::reference_rejects(c, x, where);
   out.prepare(d, q);
   detail::write_levels(policy, x, detail::grid_rule<T>{gradcomp::detail::counter_stream(c.seed, c.step), q, c.stochastic},
@@ -279,12 +280,7 @@ void compress_with(const par_t& policy, grid_rounding& c, std::span<const T> x, 
 /// dense += alpha * decode(p), dense in device memory of p.dim() elements.
 template <std::floating_point T>
 void decompress_add_with(const par_t& policy, const quantized_vector<T>& p, std::span<T> dense, T alpha) {
-  if (dense.size() != p.dim())
-    gradcomp::detail::fail("decompress_add", "dense size ", dense.size(), " does not match payload dim ", p.dim());
-  if (p.dim() == 0) return;
-  detail::dequantize_add_kernel<<<detail::elementwise_grid(p.dim()), tuning::elementwise::block_threads, 0,
-                                  policy.stream>>>(p.levels(), p.dim(), p.scale(), dense.data(), alpha);
-  detail::check_launch("decompress_add", "dequantize_add_kernel");
+  detail::add_decoded(policy, p.dim(), detail::dequantized<T>{p.levels(), p.scale()}, dense, alpha);
 }
 
 template <class T>

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -67,10 +68,13 @@ __device__ double reference_block_sum(std::size_t n, std::size_t b, const Leaf& 
 }
 
 /// block_sums[b] = the reference sum of leaf(i) over reduction block b, for every block of
-/// [0, n) (reference_block_sum).
+/// [0, n) (reference_block_sum). A leaf with active() (read on the device) that is false
+/// makes the kernel write nothing; its sum is then not to be read.
 template <class Leaf>
 __global__ void __launch_bounds__(tuning::reduce::block_threads)
     block_sums_kernel(std::size_t n, Leaf leaf, double* block_sums) {
+  if constexpr (requires { leaf.active(); })  // a sum wanted only when an earlier kernel says so
+    if (!leaf.active()) return;
   const std::size_t blocks = (n + reduction_block - 1) / reduction_block;
   for (std::size_t b = blockIdx.x; b < blocks; b += gridDim.x) {
     const double sum = reference_block_sum(n, b, leaf);
@@ -132,6 +136,24 @@ struct square_leaf {
   const T* x;
   __device__ double operator()(std::size_t i) const { return gradcomp::detail::square_summand(x[i]); }
 };
+
+/// For the rescues of mean_abs and l2_norm (detail/reduce.hpp): the largest finite nonzero
+/// |x_i| into *target(i), as the bits of a double (atomicMax: positive doubles order as their
+/// bits; 0 means none). target(i) == nullptr skips i without reading it.
+template <class T, class Target>
+__global__ void largest_finite_kernel(const T* x, std::size_t n, Target target) {
+  for (std::size_t i = global_thread(); i < n; i += grid_threads()) {
+    if (unsigned long long* t = target(i)) {
+      const double a = std::fabs(static_cast<double>(x[i]));
+      if (std::isfinite(a) && a > 0.0) atomicMax(t, std::bit_cast<unsigned long long>(a));
+    }
+  }
+}
+
+/// The rescue's shift for a largest |x_i| given as bits (nonzero): max_exponent's e.
+__device__ inline int rescue_shift(unsigned long long largest) {
+  return gradcomp::detail::exponent_of(std::bit_cast<double>(largest));
+}
 
 /// Reads a device double back (synchronises the stream).
 inline double read_back(const par_t& policy, const double* device_value, const char* where) {

@@ -29,6 +29,7 @@
 #include "../compressors/scaled_sign.hpp"
 #include "../detail/element_rules.hpp"
 #include "../detail/reduce.hpp"
+#include "decompress.cuh"
 #include "error.cuh"
 #include "launch.cuh"
 #include "memory.cuh"
@@ -85,8 +86,7 @@ __global__ void __launch_bounds__(tuning::reduce::block_threads)
     const T* block = x + layout.begin(s);
     if constexpr (Rescue) {
       if (!std::isinf(sums[s]) || largest[s] == 0) continue;  // no rescue needed, or none possible
-      int shift = 0;
-      (void)std::frexp(std::bit_cast<double>(largest[s]), &shift);
+      const int shift = rescue_shift(largest[s]);
       const double sum = reference_block_sum(
           layout.size(s), r, [&](std::size_t i) { return gradcomp::detail::scaled_abs_summand(block[i], shift); });
       if (threadIdx.x == 0) partial[p] = sum;
@@ -112,17 +112,17 @@ __global__ void sign_tree_kernel(sign_layout layout, const double* partial, cons
   }
 }
 
-/// largest[s] = max over sign block s's finite |x_i| as bits (0: none nonzero), for blocks
-/// whose sum overflowed.
-template <class T>
-__global__ void sign_largest_kernel(const T* x, sign_layout layout, const double* sums, unsigned long long* largest) {
-  for (std::size_t i = global_thread(); i < layout.d; i += grid_threads()) {
+/// Where the rescue's largest |x_i| of sign block s goes: largest[s], for the blocks whose sum
+/// overflowed.
+struct sign_rescue_target {
+  sign_layout layout;
+  const double* sums;
+  unsigned long long* largest;
+  __device__ unsigned long long* operator()(std::size_t i) const {
     const std::size_t s = i / layout.b;
-    if (!std::isinf(sums[s])) continue;
-    const double a = std::fabs(static_cast<double>(x[i]));
-    if (std::isfinite(a) && a > 0.0) atomicMax(&largest[s], std::bit_cast<unsigned long long>(a));
+    return std::isinf(sums[s]) ? &largest[s] : nullptr;
   }
-}
+};
 
 /// scales[s] = T(sum / n), or the rescued mean.
 template <class T>
@@ -131,24 +131,22 @@ __global__ void sign_scales_kernel(sign_layout layout, const double* sums, const
   for (std::size_t s = global_thread(); s < layout.blocks; s += grid_threads()) {
     const double n = static_cast<double>(layout.size(s));
     double mean = sums[s] / n;
-    if (sizeof(T) == 8 && std::isinf(sums[s]) && largest != nullptr && largest[s] != 0) {
-      int shift = 0;
-      (void)std::frexp(std::bit_cast<double>(largest[s]), &shift);
-      mean = gradcomp::detail::rescued_mean(rescued[s], n, shift);
-    }
+    if (sizeof(T) == 8 && std::isinf(sums[s]) && largest != nullptr && largest[s] != 0)
+      mean = gradcomp::detail::rescued_mean(rescued[s], n, rescue_shift(largest[s]));
     scales[s] = static_cast<T>(mean);
   }
 }
 
-/// dense[i] = add_scaled(dense[i], alpha, signed_scale(scale of i's block, bit i)).
+/// A sign payload's element i: its block's scale, negated where bit i is set.
 template <class T>
-__global__ void sign_decompress_kernel(const T* scales, const std::uint64_t* negative, std::size_t d, std::size_t b,
-                                       T* dense, T alpha) {
-  for (std::size_t i = global_thread(); i < d; i += grid_threads()) {
-    const bool is_negative = (negative[i / 64] >> (i % 64)) & 1u;
-    dense[i] = gradcomp::detail::add_scaled(dense[i], alpha, gradcomp::detail::signed_scale(scales[i / b], is_negative));
+struct sign_decoded {
+  const T* scales;
+  const std::uint64_t* negative;
+  std::size_t b;
+  __device__ T operator()(std::size_t i) const {
+    return gradcomp::detail::signed_scale(scales[i / b], ((negative[i / 64] >> (i % 64)) & 1u) != 0);
   }
-}
+};
 
 /// out = blocks of b elements of x: scales and sign bits.
 template <class T>
@@ -192,9 +190,9 @@ void sign_compress(const par_t& policy, std::span<const T> x, std::size_t b, cud
   }
   if constexpr (may_rescue) {
     check(cudaMemsetAsync(largest, 0, layout.blocks * sizeof(unsigned long long), stream), where, "cudaMemsetAsync");
-    sign_largest_kernel<<<elementwise_grid(d), tuning::elementwise::block_threads, 0, stream>>>(x.data(), layout, sums,
-                                                                                               largest);
-    check_launch(where, "sign_largest_kernel");
+    largest_finite_kernel<<<elementwise_grid(d), tuning::elementwise::block_threads, 0, stream>>>(
+        x.data(), d, sign_rescue_target{layout, sums, largest});
+    check_launch(where, "largest_finite_kernel");
     sign_partial_kernel<T, true><<<pair_grid, tuning::reduce::block_threads, 0, stream>>>(x.data(), layout, sums,
                                                                                          largest, partial);
     check_launch(where, "sign_partial_kernel (rescue)");
@@ -227,13 +225,7 @@ void compress_with(const par_t& policy, const blockwise_sign& c, std::span<const
 /// dense += alpha * decode(p), dense in device memory of p.dim() elements.
 template <std::floating_point T>
 void decompress_add_with(const par_t& policy, const sign_vector<T>& p, std::span<T> dense, T alpha) {
-  if (dense.size() != p.dim())
-    gradcomp::detail::fail("decompress_add", "dense size ", dense.size(), " does not match payload dim ", p.dim());
-  if (p.dim() == 0) return;
-  detail::sign_decompress_kernel<<<detail::elementwise_grid(p.dim()), tuning::elementwise::block_threads, 0,
-                                   policy.stream>>>(p.scales(), p.negative(), p.dim(), p.block_size(), dense.data(),
-                                                    alpha);
-  detail::check_launch("decompress_add", "sign_decompress_kernel");
+  detail::add_decoded(policy, p.dim(), detail::sign_decoded<T>{p.scales(), p.negative(), p.block_size()}, dense, alpha);
 }
 
 template <class T>

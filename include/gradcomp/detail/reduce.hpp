@@ -153,6 +153,13 @@ double squared_norm(std::span<const T> x) {
   return ordered_sum(x, [](T v) { return square_summand(v); });
 }
 
+/// The exponent e with largest * 2^-e in [0.5, 1), for a finite largest > 0.
+GRADCOMP_HD inline int exponent_of(double largest) noexcept {
+  int e = 0;
+  (void)std::frexp(largest, &e);
+  return e;
+}
+
 /// The exponent e with max |x_i| * 2^-e in [0.5, 1), over the finite nonzero entries;
 /// nullopt when there are none.
 template <class T>
@@ -163,9 +170,7 @@ std::optional<int> max_exponent(std::span<const T> x) {
     if (std::isfinite(a) && a > largest) largest = a;
   }
   if (largest == 0.0) return std::nullopt;
-  int e = 0;
-  (void)std::frexp(largest, &e);
-  return e;
+  return exponent_of(largest);
 }
 
 /// The summand of mean_abs's rescue: |v| * 2^-shift, exact unless it underflows.
