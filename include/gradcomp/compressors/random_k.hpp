@@ -34,12 +34,6 @@ GRADCOMP_HD constexpr T saturate_scaled(T scaled, T x) noexcept {
   return std::bit_cast<T>(static_cast<U>((std::bit_cast<U>(scaled) & sign) | magnitude_key(std::numeric_limits<T>::max())));
 }
 
-/// The same over the n values of a payload.
-template <std::floating_point T, class Index>
-void saturate_scaled_overflow(const T* x, const Index* indices, T* values, std::size_t n) noexcept {
-  for (std::size_t j = 0; j < n; ++j) values[j] = saturate_scaled(values[j], x[indices[j]]);
-}
-
 /// One kept value of random_k (x_i) or of unbiased_random_k (scale * x_i, saturated).
 template <bool Unbiased, std::floating_point T>
 GRADCOMP_HD constexpr T random_k_value(T x, T scale) noexcept {
@@ -57,7 +51,7 @@ GRADCOMP_HD constexpr T random_k_value(T x, T scale) noexcept {
 ///
 /// Unscaled (random_k): a delta-contraction in expectation, E||x - C(x)||^2 = (1-k/d)||x||^2.
 /// Scaled by d/k (unbiased_random_k): unbiased, with omega = d/k - 1, except that a value
-/// whose scaled x_i would overflow T is sent as +-max(T) (detail::saturate_scaled_overflow).
+/// whose scaled x_i would overflow T is sent as +-max(T) (detail::saturate_scaled).
 template <bool Unbiased>
 struct basic_random_k {
   static constexpr std::string_view name = Unbiased ? "unbiased_random_k" : "random_k";

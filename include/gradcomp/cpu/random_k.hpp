@@ -115,10 +115,11 @@ void shared_random_indices(const exec::par_t& policy, std::uint64_t n, std::uint
   });
 }
 
-/// values[j] = x[indices[j]] (scaled: scale * x[indices[j]]) for j < n.
+/// values[j] = the reference's random_k_value of x[indices[j]] (scaled and saturated when
+/// Scaled) for j < n.
 template <bool Scaled, class T, class Index>
 void gather(const T* x, const Index* indices, std::size_t n, T scale, T* values) {
-  for (std::size_t j = 0; j < n; ++j) values[j] = Scaled ? scale * x[indices[j]] : x[indices[j]];
+  for (std::size_t j = 0; j < n; ++j) values[j] = gradcomp::detail::random_k_value<Scaled>(x[indices[j]], scale);
 }
 
 }  // namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail
@@ -152,9 +153,6 @@ void compress_with(const par_t& policy, basic_random_k<Unbiased>& c, std::span<c
       [&](std::size_t, std::size_t begin, std::size_t end) {
         cpu::detail::gather<Unbiased>(x.data(), out.indices.data() + begin, end - begin, scale,
                                       out.values.data() + begin);
-        if constexpr (Unbiased)  // the reference's overflow rule: +-max(T), never +-inf, for finite x_i
-          gradcomp::detail::saturate_scaled_overflow(x.data(), out.indices.data() + begin, out.values.data() + begin,
-                                                     end - begin);
       },
       cpu::detail::random_access_weight);
   out.dim = d;
