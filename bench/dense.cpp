@@ -1,5 +1,5 @@
 // Case 3's other compressors: scaled_sign, blockwise_sign(256), qsgd (s = 127, 8-bit
-// levels) and random_k at the Top-k k, and decompress_add of the Top-k message into a dense
+// levels), terngrad, the unscaled sign, the float16/bfloat16 casts, natural compression, and random_k at the Top-k k, and decompress_add of the Top-k message into a dense
 // vector. GB/s counts the d floats of the dense input (or of the dense vector that
 // decompress_add updates), so random_k and decompress_add, which touch only k entries, can
 // beat the read baseline.
@@ -15,6 +15,22 @@ void register_dense(const dataset_spec& ds) {
         [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::blockwise_sign{.block_size = 256}); });
     add(ds, prefix_of(ds), "qsgd", b,
         [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::qsgd{.s = 127, .seed = 1}); });
+    add(ds, prefix_of(ds), "maxmin(8 bit, B=1024)", b, [ds, b](benchmark::State& state) {
+      run_compressor(state, ds, 0, b, gc::maxmin_quantizer{.bits = 8, .bucket_size = 1024, .seed = 1});
+    });
+    add(ds, prefix_of(ds), "maxmin(4 bit, B=1024)", b, [ds, b](benchmark::State& state) {
+      run_compressor(state, ds, 0, b, gc::maxmin_quantizer{.bits = 4, .bucket_size = 1024, .seed = 1});
+    });
+    add(ds, prefix_of(ds), "float16_cast", b,
+        [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::float16_cast{}); });
+    add(ds, prefix_of(ds), "bfloat16_cast", b,
+        [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::bfloat16_cast{}); });
+    add(ds, prefix_of(ds), "natural_compression", b,
+        [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::natural_compression{.seed = 1}); });
+    add(ds, prefix_of(ds), "terngrad", b,
+        [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::terngrad{.seed = 1}); });
+    add(ds, prefix_of(ds), "sign", b,
+        [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::sign{}); });
   }
 }
 

@@ -9,8 +9,10 @@ set -euo pipefail
 # libcli11-dev, dataset-fashion-mnist, gnuplot-nox: gradcomp_reproduce, its data, its plots
 # (the tests run it too, on small slices).
 # clang-14, libclang-rt-14-dev: the fuzz targets (libFuzzer and the sanitizer runtimes; ctest label fuzz).
+# libopenblas-dev, pkgconf: PowerSGD's products on exec::par (gradcomp::blas: OpenBLAS's multithreaded
+# sgemm/dgemm through the cblas interface, found with pkg-config).
 packages=(cmake g++ make doctest-dev libtbb-dev libhwy-dev libbenchmark-dev python3 libopenmpi-dev openmpi-bin
-          libcli11-dev dataset-fashion-mnist gnuplot-nox clang-14 libclang-rt-14-dev)
+          libcli11-dev dataset-fashion-mnist gnuplot-nox clang-14 libclang-rt-14-dev libopenblas-dev pkgconf)
 for arg in "$@"; do
   case "$arg" in
     # python3-dev, pybind11-dev, libdlpack-dev: gradcomp._core; python3-numpy, python3-torch:

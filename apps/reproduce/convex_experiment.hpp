@@ -57,9 +57,18 @@ convex_method_result run_method(Comm& comm, const convex_problem& p, const conve
 
 }  // namespace detail
 
+/// The self-calibrating threshold of the comparison: Top-k's density k / d, and a window of
+/// a hundredth of the run (per worker), so that lambda moves smoothly: the run's volume is
+/// Top-k's up to window * ln(lambda_end / lambda_start) / steps (budget_threshold.hpp).
+inline gc::budget_threshold budget_threshold_of(const convex_problem& p, const convex_plan& plan) {
+  return gc::budget_threshold{.density = static_cast<double>(plan.k) / static_cast<double>(p.data.dim()),
+                              .window = std::max<std::size_t>(1, static_cast<std::size_t>(plan.steps / 100))};
+}
+
 /// Runs the comparison. `which` lists the methods to run among "sgd", "top_k",
-/// "hard_threshold" (hard_threshold needs nothing else: its calibration runs Top-k's volume
-/// by formula, k * n per step).
+/// "hard_threshold" and "budget_threshold" (hard_threshold needs nothing else: its
+/// calibration runs Top-k's volume by formula, k * n per step; budget_threshold needs no
+/// calibration).
 template <gc::comm::communicator Comm>
 convex_result run_convex_experiment(Comm& comm, const convex_problem& p, const convex_settings& s,
                                     const std::vector<std::string>& which) {
@@ -87,6 +96,15 @@ convex_result run_convex_experiment(Comm& comm, const convex_problem& p, const c
     result.methods.push_back(detail::run_method(comm, p, s, plan, "ef_hard_threshold",
                                                 "hard_threshold lambda=" + format_g(result.lambda.lambda, 6),
                                                 gc::hard_threshold{.lambda = result.lambda.lambda}));
+  if (wants("budget_threshold")) {
+    // No calibration: each worker's threshold starts as its first Top-k and then holds
+    // Top-k's density by itself (compressors/budget_threshold.hpp).
+    const gc::budget_threshold c = budget_threshold_of(p, plan);
+    result.methods.push_back(detail::run_method(comm, p, s, plan, "ef_budget_threshold",
+                                                "budget_threshold density=" + format_g(c.density, 4) +
+                                                    " window=" + std::to_string(c.window),
+                                                c));
+  }
   return result;
 }
 

@@ -87,7 +87,7 @@ struct convex_cli {
   std::string data, fashion_dir = std::string(fashion_mnist::debian_dir), classes = "0,6", start = "zero";
   std::size_t samples = 0;
   repro::libsvm_options libsvm;
-  std::vector<std::string> methods{"sgd", "top_k", "hard_threshold"};
+  std::vector<std::string> methods{"sgd", "top_k", "hard_threshold", "budget_threshold"};
   repro::output_options out{.dir = "out/reproduce/convex", .plots = true};
   bool no_plots = false;
   CLI::Option* workers = nullptr;
@@ -147,9 +147,9 @@ void add_convex(CLI::App& app, convex_cli& c) {
                   "Length of the short calibration runs as a fraction of a run (full runs refine after)")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 1.0));
-  cmd->add_option("--methods", c.methods, "Methods to run: sgd top_k hard_threshold")
+  cmd->add_option("--methods", c.methods, "Methods to run: sgd top_k hard_threshold budget_threshold")
       ->capture_default_str()
-      ->check(CLI::IsMember({"sgd", "top_k", "hard_threshold"}));
+      ->check(CLI::IsMember({"sgd", "top_k", "hard_threshold", "budget_threshold"}));
   cmd->add_option("--out", c.out.dir, "Directory for the CSVs, plots and summary.json")->capture_default_str();
   cmd->add_flag("--no-plots", c.no_plots, "Do not run gnuplot");
 }

@@ -152,6 +152,53 @@ void dense_seeds() {
   }
 }
 
+template <class T>
+void float_code_seeds() {
+  for (const std::size_t d : {0, 1, 5, 8, 33, 200}) {
+    const auto x = input<T>(d, false);
+    gc::float_code_vector<T> p;
+    const std::string tag = std::string(tname<T>()) + "-d" + std::to_string(d);
+    gc::compress(gc::exec::seq, gc::float16_cast{}, std::span<const T>(x), p);
+    write("fuzz_decode_float_code", "float16-" + tag, gc::encode(p));
+    gc::compress(gc::exec::seq, gc::bfloat16_cast{.pre_scale = false}, std::span<const T>(x), p);
+    write("fuzz_decode_float_code", "bfloat16-" + tag, gc::encode(p));
+    gc::compress(gc::exec::seq, gc::natural_compression{.seed = d}, std::span<const T>(x), p);
+    write("fuzz_decode_float_code", "natural-" + tag, gc::encode(p));
+  }
+  gc::float_code_vector<T> extreme;  // the largest finite codes at the largest pre-scale
+  extreme.dim = 3;
+  extreme.format = gc::code_format::float16;
+  extreme.scale_exponent = gc::detail::scale_exponent_range<T>(gc::code_format::float16).lo;
+  extreme.codes = {0x77ff, 0xf7ff, 0x0001};
+  write("fuzz_decode_float_code", std::string("extreme-") + tname<T>(), gc::encode(extreme));
+}
+
+template <class T>
+void bucket_quantized_seeds() {
+  for (const std::size_t d : {0, 1, 5, 33, 200}) {
+    const auto x = input<T>(d, false);
+    for (const std::uint32_t bits : {1u, 3u, 8u}) {
+      for (const std::size_t b : {1, 7, 1024}) {
+        gc::bucket_quantized_vector<T> p;
+        gc::maxmin_quantizer c{.bits = bits, .bucket_size = b, .seed = d};
+        gc::compress(gc::exec::seq, c, std::span<const T>(x), p);
+        write("fuzz_decode_bucket_quantized",
+              std::string("maxmin-") + tname<T>() + "-d" + std::to_string(d) + "-bits" + std::to_string(bits) + "-b" +
+                  std::to_string(b),
+              gc::encode(p));
+      }
+    }
+  }
+  gc::bucket_quantized_vector<T> extreme;  // a top level that lands just below max(T)
+  extreme.dim = 2;
+  extreme.bucket_size = 2;
+  extreme.bits = 8;
+  extreme.mins = {-std::numeric_limits<T>::max() / T(2)};
+  extreme.units = {std::numeric_limits<T>::max() / T(256)};
+  extreme.levels = {255, 0};
+  write("fuzz_decode_bucket_quantized", std::string("extreme-") + tname<T>(), gc::encode(extreme));
+}
+
 template <class T, class C>
 void checkpoint_seeds(const C& c, const std::string& name) {
   for (const std::size_t d : {0, 1, 3, 17}) {
@@ -186,6 +233,10 @@ int main(int argc, char** argv) {
   quantized_seeds<double>();
   dense_seeds<float>();
   dense_seeds<double>();
+  float_code_seeds<float>();
+  float_code_seeds<double>();
+  bucket_quantized_seeds<float>();
+  bucket_quantized_seeds<double>();
   checkpoint_seeds<float>(gc::top_k{.k = 2}, "top_k");
   checkpoint_seeds<double>(gc::hard_threshold{.lambda = 0.3}, "hard_threshold");
   checkpoint_seeds<double>(gc::random_k{.k = 2, .seed = 9, .step = 4}, "random_k");

@@ -18,6 +18,7 @@
 //                                                          p = e + scale * g; returns ||e_new||^2
 //   compress_model_with(policy, c, tensors, out)           out = C(concatenation of tensors)
 //   compress_layers_with(policy, c, tensors, outs)         outs[i] = C(tensors[i]), in order
+//   scale_with(policy, x, factor)                          x[i] = factor * x[i] (one rounding)
 //   widen_with(policy, h, out)                             out[i] = to_float(h[i]) for a
 //                                                          16-bit gradient (float16.hpp)
 //
@@ -64,6 +65,7 @@ void feedback_step_with() = delete;
 void compress_model_with() = delete;
 void compress_layers_with() = delete;
 void widen_with() = delete;
+void scale_with() = delete;
 
 /// out = C(x). Provided by compress_with(policy, c, x, out) or by the compressor's member
 /// c.compress(policy, x, out) (the hook wins). Every compressor has the exec::seq member,
@@ -105,6 +107,18 @@ struct feedback_input_hook {
   template <class Policy, class T>
   static void reference(const Policy&, std::span<const T> e, std::span<const T> g, T scale, std::span<T> p) {
     detail::feedback_input(e, g, scale, p);
+  }
+};
+
+/// x[i] = factor * x[i], in place (gradient clipping). Reference: the loop.
+struct scale_hook {
+  template <class Policy, class T>
+  static auto call(const Policy& q, std::span<T> x, T factor) -> decltype(scale_with(q, x, factor)) {
+    return scale_with(q, x, factor);
+  }
+  template <class Policy, class T>
+  static void reference(const Policy&, std::span<T> x, T factor) {
+    for (T& v : x) v = factor * v;
   }
 };
 

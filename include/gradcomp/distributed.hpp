@@ -16,6 +16,7 @@
 #include "algorithms/double_squeeze.hpp"
 #include "algorithms/ef_sgd.hpp"
 #include "algorithms/liec_sgd.hpp"
+#include "algorithms/powersgd_sgd.hpp"
 #include "algorithms/server.hpp"
 #include "algorithms/sgd.hpp"
 #include "algorithms/summable.hpp"

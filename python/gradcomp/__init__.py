@@ -20,20 +20,28 @@ from ._core import (  # noqa: F401  (the public names)
     Error,
     ErrorFeedback,
     __version__,
+    bfloat16_cast,
     blockwise_sign,
+    bucket_quantized_vector,
     compress,
     dense_vector,
+    float16_cast,
+    float_code_vector,
     grid_rounding,
     hard_threshold,
     identity,
+    maxmin_quantizer,
+    natural_compression,
     qsgd,
     quantized_vector,
     random_k,
     scaled_sign,
     seeded_sparse_vector,
+    sign,
     sign_vector,
     simd_target,
     sparse_vector,
+    terngrad,
     top_k,
     unbiased_random_k,
 )
@@ -41,12 +49,13 @@ from ._core import (  # noqa: F401  (the public names)
 #: Every compressor class, by its C++ name.
 compressors = {
     c.name: c
-    for c in (identity, hard_threshold, top_k, random_k, unbiased_random_k, scaled_sign, blockwise_sign, qsgd,
-              grid_rounding)
+    for c in (identity, hard_threshold, top_k, random_k, unbiased_random_k, scaled_sign, blockwise_sign, sign, qsgd,
+              terngrad, maxmin_quantizer, float16_cast, bfloat16_cast, natural_compression, grid_rounding)
 }
 
 #: Every payload class.
-payloads = (dense_vector, sparse_vector, seeded_sparse_vector, sign_vector, quantized_vector)
+payloads = (dense_vector, sparse_vector, seeded_sparse_vector, sign_vector, quantized_vector, bucket_quantized_vector,
+            float_code_vector)
 
 
 def decompress_add(message, out, alpha=1.0, *, policy="par"):
@@ -77,8 +86,8 @@ def sent_elements(message):
 
 
 __all__ = [
-    "Error", "ErrorFeedback", "blockwise_sign", "compress", "compressors", "decode", "decompress_add",
-    "dense_vector", "encode", "grid_rounding", "hard_threshold", "identity", "payloads", "qsgd",
-    "quantized_vector", "random_k", "scaled_sign", "seeded_sparse_vector", "sent_elements", "sign_vector",
-    "simd_target", "sparse_vector", "top_k", "unbiased_random_k", "wire_bytes",
+    "Error", "ErrorFeedback", "bfloat16_cast", "blockwise_sign", "bucket_quantized_vector", "compress", "compressors", "decode", "decompress_add",
+    "dense_vector", "encode", "float16_cast", "float_code_vector", "grid_rounding", "hard_threshold", "identity", "maxmin_quantizer", "natural_compression", "payloads", "qsgd",
+    "quantized_vector", "random_k", "scaled_sign", "seeded_sparse_vector", "sent_elements", "sign", "sign_vector",
+    "simd_target", "sparse_vector", "terngrad", "top_k", "unbiased_random_k", "wire_bytes",
 ]

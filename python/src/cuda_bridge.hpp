@@ -42,7 +42,8 @@ class device_feedback {
 /// The compressors with a CUDA kernel: X(C) for each (the list the trait and the explicit
 /// instantiations of make_device_feedback share).
 #define GRADCOMP_CUDA_BRIDGE_COMPRESSORS(X) \
-  X(top_k) X(hard_threshold) X(random_k) X(unbiased_random_k) X(scaled_sign) X(blockwise_sign) X(qsgd) X(grid_rounding)
+  X(top_k) X(hard_threshold) X(random_k) X(unbiased_random_k) X(sign) X(scaled_sign) X(blockwise_sign) X(qsgd) \
+  X(terngrad) X(grid_rounding)
 
 #define GRADCOMP_CUDA_BRIDGE_IS(C) || std::same_as<T, C>
 template <class T>

@@ -162,6 +162,35 @@ void bind_payloads(py::module_& m) {
       .def_readonly("block_size", &sign_vector<float>::block_size)
       .def_property_readonly("scales", [](const sign_vector<float>& p) { return to_numpy(std::span<const float>(p.scales)); });
 
+  bind_payload<float_code_vector<float>>(m, "float_code_vector",
+                                         "Each element a small float format's bits times 2^-scale_exponent "
+                                         "(float16_cast, bfloat16_cast, natural_compression).")
+      .def_property_readonly("format",
+                             [](const float_code_vector<float>& p) {
+                               switch (p.format) {
+                                 case code_format::float16: return "float16";
+                                 case code_format::bfloat16: return "bfloat16";
+                                 default: return "power_of_two";
+                               }
+                             })
+      .def_readonly("scale_exponent", &float_code_vector<float>::scale_exponent)
+      .def_property_readonly("codes", [](const float_code_vector<float>& p) {
+        return to_numpy(std::span<const std::uint16_t>(p.codes));
+      });
+
+  bind_payload<bucket_quantized_vector<float>>(m, "bucket_quantized_vector",
+                                               "Per bucket a minimum and a unit, and a small unsigned level per "
+                                               "element (maxmin_quantizer).")
+      .def_readonly("bucket_size", &bucket_quantized_vector<float>::bucket_size)
+      .def_readonly("bits", &bucket_quantized_vector<float>::bits)
+      .def_property_readonly("mins",
+                             [](const bucket_quantized_vector<float>& p) { return to_numpy(std::span<const float>(p.mins)); })
+      .def_property_readonly("units",
+                             [](const bucket_quantized_vector<float>& p) { return to_numpy(std::span<const float>(p.units)); })
+      .def_property_readonly("levels", [](const bucket_quantized_vector<float>& p) {
+        return to_numpy(std::span<const std::uint8_t>(p.levels));
+      });
+
   bind_payload<quantized_vector<float>>(m, "quantized_vector", "Integer levels times one scale (qsgd, grid_rounding).")
       .def_readonly("scale", &quantized_vector<float>::scale)
       .def_readonly("level_bits", &quantized_vector<float>::level_bits)

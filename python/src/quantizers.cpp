@@ -1,4 +1,5 @@
-// gradcomp.scaled_sign, blockwise_sign, qsgd, grid_rounding.
+// gradcomp.scaled_sign, blockwise_sign, sign, qsgd, terngrad, maxmin_quantizer, float16_cast,
+// bfloat16_cast, natural_compression, grid_rounding.
 #include "compressor_binding.hpp"
 
 namespace gradcomp::python {
@@ -26,6 +27,63 @@ void bind_quantizers(py::module_& m) {
       .def_readwrite("step", &qsgd::step)
       .def("__repr__", [](const qsgd& c) {
         return repr_of(c, {{"s", std::to_string(c.s)}, {"seed", std::to_string(c.seed)}, {"step", std::to_string(c.step)}});
+      });
+
+  bind_compressor<sign>(m, "Sends sign(x), unscaled (signSGD, Bernstein et al. 2018): no bound of any kind.")
+      .def(py::init([] { return sign{}; }))
+      .def("__repr__", [](const sign& c) { return repr_of(c, {}); });
+
+  bind_compressor<terngrad>(m,
+                            "Stochastic ternary levels {-1, 0, 1} times max|x| (TernGrad, Wen et al. 2017): "
+                            "unbiased, omega = sqrt(d) - 1. Seeded: advances step per call.")
+      .def(py::init([](std::uint64_t seed, std::uint64_t step) { return terngrad{.seed = seed, .step = step}; }),
+           py::arg("seed") = 0, py::arg("step") = 0)
+      .def_readwrite("seed", &terngrad::seed)
+      .def_readwrite("step", &terngrad::step)
+      .def("__repr__", [](const terngrad& c) {
+        return repr_of(c, {{"seed", std::to_string(c.seed)}, {"step", std::to_string(c.step)}});
+      });
+
+  bind_compressor<maxmin_quantizer>(m,
+                                    "Max-min stochastic quantization per bucket of bucket_size elements to 2^bits "
+                                    "levels (as in CGX): unbiased, omega = min(B, d) / (2 (2^bits - 1)^2). Seeded.")
+      .def(py::init([](std::uint32_t bits, std::size_t bucket_size, std::uint64_t seed, std::uint64_t step) {
+             return checked(maxmin_quantizer{.bits = bits, .bucket_size = bucket_size, .seed = seed, .step = step});
+           }),
+           py::arg("bits") = 8, py::arg("bucket_size") = 1024, py::arg("seed") = 0, py::arg("step") = 0)
+      .def_readwrite("bits", &maxmin_quantizer::bits)
+      .def_readwrite("bucket_size", &maxmin_quantizer::bucket_size)
+      .def_readwrite("seed", &maxmin_quantizer::seed)
+      .def_readwrite("step", &maxmin_quantizer::step)
+      .def("__repr__", [](const maxmin_quantizer& c) {
+        return repr_of(c, {{"bits", std::to_string(c.bits)}, {"bucket_size", std::to_string(c.bucket_size)},
+                           {"seed", std::to_string(c.seed)}, {"step", std::to_string(c.step)}});
+      });
+
+  bind_compressor<float16_cast>(m,
+                                "Rounds to IEEE float16 after a power-of-two pre-scale (values above 65504 do not "
+                                "overflow): delta = (1 - u^2)/d, and |C(x)_i - x_i| <= u |x_i| in the normal range, "
+                                "u = 2^-11.")
+      .def(py::init([](bool pre_scale) { return float16_cast{.pre_scale = pre_scale}; }), py::arg("pre_scale") = true)
+      .def_readwrite("pre_scale", &float16_cast::pre_scale)
+      .def("__repr__", [](const float16_cast& c) { return repr_of(c, {{"pre_scale", bool_repr(c.pre_scale)}}); });
+
+  bind_compressor<bfloat16_cast>(m,
+                                 "Rounds to bfloat16 after a power-of-two pre-scale: delta = (1 - u^2)/d, and "
+                                 "|C(x)_i - x_i| <= u |x_i| in the normal range, u = 2^-8.")
+      .def(py::init([](bool pre_scale) { return bfloat16_cast{.pre_scale = pre_scale}; }), py::arg("pre_scale") = true)
+      .def_readwrite("pre_scale", &bfloat16_cast::pre_scale)
+      .def("__repr__", [](const bfloat16_cast& c) { return repr_of(c, {{"pre_scale", bool_repr(c.pre_scale)}}); });
+
+  bind_compressor<natural_compression>(m,
+                                       "Unbiased stochastic rounding to powers of two (Horvath et al. 2019): "
+                                       "omega = 1/8; sends sign and exponent. Seeded.")
+      .def(py::init([](std::uint64_t seed, std::uint64_t step) { return natural_compression{.seed = seed, .step = step}; }),
+           py::arg("seed") = 0, py::arg("step") = 0)
+      .def_readwrite("seed", &natural_compression::seed)
+      .def_readwrite("step", &natural_compression::step)
+      .def("__repr__", [](const natural_compression& c) {
+        return repr_of(c, {{"seed", std::to_string(c.seed)}, {"step", std::to_string(c.step)}});
       });
 
   bind_compressor<grid_rounding>(m,

@@ -1,4 +1,4 @@
-// qsgd and grid_rounding on the CUDA back end against exec::seq, bit for bit: the levels (the
+// qsgd, terngrad and grid_rounding on the CUDA back end against exec::seq, bit for bit: the levels (the
 // same counter stream), the scale (the reference's norm, with its rescue for double sums of
 // squares that under- or overflow), level_bits, the step, the wire bytes, the errors (input
 // the reference rejects is rejected with its message, out and step unchanged),
@@ -68,6 +68,21 @@ TEST_CASE_TEMPLATE("qsgd: exec::seq's scale, levels and level_bits on every inpu
   }
 }
 
+TEST_CASE_TEMPLATE("terngrad: exec::seq's scale max |x_i| and ternary levels on every input kind and size", T, float,
+                   double) {
+  gc::cuda::quantized_vector<T> out;
+  for (const std::size_t d : sizes()) {
+    for (const gt::input_kind kind : gt::all_input_kinds) {
+      CAPTURE(d);
+      CAPTURE(gt::to_string(kind));
+      check_quantizer(gc::terngrad{.seed = 6, .step = d}, gt::make_input<T>(kind, d, d + 37), out);
+    }
+  }
+  const T big = std::numeric_limits<T>::max();
+  check_quantizer(gc::terngrad{.seed = 1}, std::vector<T>{big, -big, T(0), std::numeric_limits<T>::denorm_min()}, out);
+  check_quantizer(gc::terngrad{.seed = 1}, std::vector<T>(1000, T(0)), out);
+}
+
 TEST_CASE("qsgd: double norms that under- or overflow get the reference's rescue") {
   gc::cuda::quantized_vector<double> out;
   std::vector<double> tiny(10000, 1e-200);
@@ -102,6 +117,7 @@ TEST_CASE("quantizers: input the reference rejects gives its error, out and the 
   nan_at_7[7] = std::numeric_limits<float>::quiet_NaN();
   check_rejected(gc::qsgd{.s = 4}, nan_at_7, "x[7]");
   check_rejected(gc::grid_rounding{.spacing = 0.5}, nan_at_7, "x[7]");
+  check_rejected(gc::terngrad{.seed = 2}, nan_at_7, "x[7]");
   std::vector<float> out_of_range(100, 1.0f);
   out_of_range[42] = 1e30f;
   check_rejected(gc::grid_rounding{.spacing = 1e-3}, out_of_range, "int32 level range");
@@ -127,5 +143,6 @@ TEST_CASE("quantizers: error feedback on the device gives the host's steps") {
   const std::size_t d = 300001;
   check_feedback_steps(gc::qsgd{.s = 7, .seed = 11}, d, 0.5f);
   check_feedback_steps(gc::grid_rounding{.spacing = 0.05, .stochastic = true, .seed = 12}, d, 0.5f);
+  check_feedback_steps(gc::terngrad{.seed = 14}, d, 0.5f);
   check_feedback_steps<gc::qsgd, gc::float16>(gc::qsgd{.s = 100, .seed = 13}, d, 1.0f);
 }

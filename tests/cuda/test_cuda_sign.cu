@@ -1,4 +1,4 @@
-// scaled_sign and blockwise_sign on the CUDA back end against exec::seq, bit for bit: the
+// sign, scaled_sign and blockwise_sign on the CUDA back end against exec::seq, bit for bit: the
 // scales (the reference tree per block, and the rescue of a double sum that overflows), the
 // sign bits (-0 and NaN positive, bits past dim zero), the wire bytes, decompress_add, and the
 // error-feedback steps.
@@ -44,6 +44,7 @@ TEST_CASE_TEMPLATE("sign compressors: exec::seq's scales and bits on every input
       std::vector<T> x = gt::make_input<T>(kind, d, d + 23);
       if (d % 2 == 0) place_specials(x, d + 3);
       check_sign(gc::scaled_sign{}, x, out);
+      check_sign(gc::sign{}, x, out);
       for (const std::size_t b : block_sizes(d)) {
         if (b == 1 && d > 70000) continue;  // one CUDA block per element: slow, and the same code as b = 7
         CAPTURE(b);
@@ -82,6 +83,7 @@ TEST_CASE_TEMPLATE("sign compressors: decompress_add adds signed scales with the
 TEST_CASE("sign compressors: error feedback on the device gives the host's steps") {
   const std::size_t d = 300001;
   check_feedback_steps(gc::scaled_sign{}, d, 0.5f);
+  check_feedback_steps(gc::sign{}, d, 0.5f);
   check_feedback_steps(gc::blockwise_sign{.block_size = 256}, d, 0.5f);
   check_feedback_steps<gc::blockwise_sign, gc::bfloat16>(gc::blockwise_sign{.block_size = 5000}, d, 1.0f);
 }

@@ -4,12 +4,14 @@
 // a collective (a rank that left a test case early would leave the others waiting).
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstddef>
 #include <gradcomp/comm/mpi.hpp>
 #include <gradcomp/distributed.hpp>
 #include <limits>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "../distributed_scenarios.hpp"
@@ -310,4 +312,41 @@ TEST_CASE("mpi: sixteen exchanges in flight, completed in changing orders, match
     want[static_cast<std::size_t>(local.rank())] = bucket_orders(local);
   });
   CHECK(gt::same_bits(got, want[static_cast<std::size_t>(comm.rank())]));
+}
+
+TEST_CASE("mpi: powersgd_sgd matches the in-process run bit for bit, and a bad gradient fails everywhere") {
+  gc::comm::mpi_communicator comm;
+  const std::vector<gc::tensor_shape> shapes{{24, 20}, {1, 20}, {16, 12}};
+  const gc::powersgd_sgd_options opt{.lr = 0.1, .rank = 2, .seed = 5};
+  const auto gradient = [](std::size_t d, int rank, int t) {
+    std::vector<float> g(d);
+    for (std::size_t i = 0; i < d; ++i)
+      g[i] = static_cast<float>(std::sin(0.37 * static_cast<double>(i) + 1.3 * rank + 0.7 * t));
+    return g;
+  };
+  const auto run = [&](auto& c, std::vector<float>& x) {
+    using Comm = std::remove_cvref_t<decltype(c)>;
+    gc::powersgd_sgd<Comm> scheme(c, shapes, opt);
+    x.assign(scheme.dim(), 1.0f);
+    for (int t = 0; t < 3; ++t) {
+      const auto g = gradient(scheme.dim(), c.rank(), t);
+      scheme.step(gc::exec::seq, std::span<float>(x), std::span<const float>(g));
+    }
+    return scheme.bytes().total;
+  };
+  std::vector<float> x;
+  const gc::traffic bytes = run(comm, x);
+  std::vector<std::vector<float>> local(static_cast<std::size_t>(comm.size()));
+  gc::comm::local_group::run(comm.size(), [&](gc::comm::local_communicator& c) {
+    run(c, local[static_cast<std::size_t>(c.rank())]);
+  });
+  CHECK(gt::same_bits(x, local[static_cast<std::size_t>(comm.rank())]));
+  CHECK(bytes.uplink == 3 * 4 * (20 + 2 * (24 + 20) + 2 * (16 + 12)));
+
+  gc::powersgd_sgd<gc::comm::mpi_communicator> scheme(comm, shapes, opt);
+  std::vector<float> y(scheme.dim(), 1.0f);
+  const std::vector<float> bad(comm.rank() == 1 ? scheme.dim() + 2 : scheme.dim(), 0.25f);
+  expect_error("rank 1 failed", [&] { scheme.step(gc::exec::seq, std::span<float>(y), std::span<const float>(bad)); });
+  CHECK(y == std::vector<float>(scheme.dim(), 1.0f));
+  CHECK(scheme.bytes().steps == 0);
 }

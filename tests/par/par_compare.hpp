@@ -66,6 +66,16 @@ void check_same_payload(const gc::quantized_vector<T>& ref, const gc::quantized_
   CHECK(ref.levels == got.levels);
 }
 
+template <class T>
+void check_same_payload(const gc::bucket_quantized_vector<T>& ref, const gc::bucket_quantized_vector<T>& got) {
+  REQUIRE(ref.dim == got.dim);
+  CHECK(ref.bucket_size == got.bucket_size);
+  CHECK(ref.bits == got.bits);
+  CHECK(gt::same_bits(ref.mins, got.mins));  // a -0 min would differ from +0 here
+  CHECK(gt::same_bits(ref.units, got.units));
+  CHECK(ref.levels == got.levels);
+}
+
 /// values are computed (scaled, or p = e + scale * g under error feedback) when `computed`.
 template <class T, class Index>
 void check_same_payload(const gc::seeded_sparse_vector<T, Index>& ref, const gc::seeded_sparse_vector<T, Index>& got,
@@ -86,6 +96,15 @@ void check_same_payload(const gc::dense_vector<T>& ref, const gc::dense_vector<T
     CHECK(gt::same_result(ref.values, got.values));
   else
     CHECK(gt::same_bits(ref.values, got.values));
+}
+
+/// Codes are bit patterns: compared exactly, as the format and the scale exponent.
+template <class T>
+void check_same_payload(const gc::float_code_vector<T>& ref, const gc::float_code_vector<T>& got) {
+  REQUIRE(ref.dim == got.dim);
+  CHECK(ref.format == got.format);
+  CHECK(ref.scale_exponent == got.scale_exponent);
+  CHECK(ref.codes == got.codes);
 }
 
 /// The seeded compressors' step (0 for the others).
@@ -109,6 +128,29 @@ void check_same_rejection(const gc::exec::par_t& policy, const C& c, std::span<c
   CHECK(par_out == before);
   CHECK(step_of(seq_c) == step_of(c));
   CHECK(step_of(par_c) == step_of(c));
+}
+
+/// Runs c twice in a row on seq, and on every policy under every thread count into a copy
+/// of `stale` (output that must be replaced entirely): the same payloads after each call, and
+/// the same step afterwards (seeded compressors draw other numbers on the second call).
+template <class T, class C, class Payload>
+void check_twice_as_seq(const std::vector<T>& x, const C& c, const Payload& stale) {
+  C seq_c = c;
+  Payload ref1, ref2;
+  gc::compress(gc::exec::seq, seq_c, x, ref1);
+  gc::compress(gc::exec::seq, seq_c, x, ref2);
+  for_each_thread_count([&] {
+    for (const auto& policy : policies()) {
+      CAPTURE(policy_name(policy));
+      C par_c = c;
+      Payload got = stale;
+      gc::compress(policy, par_c, x, got);
+      check_same_payload(ref1, got);
+      gc::compress(policy, par_c, x, got);
+      check_same_payload(ref2, got);
+      CHECK(step_of(par_c) == step_of(seq_c));
+    }
+  });
 }
 
 /// error_feedback<C> on seq and on policy, fed the same gradients for `steps` steps: the

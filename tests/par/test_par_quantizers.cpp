@@ -12,30 +12,15 @@ using namespace gradcomp_par_test;
 
 namespace {
 
-/// Runs a seeded quantizer twice in a row on seq, and on every policy under every thread
-/// count (stale output each time): same payloads and the same step afterwards.
+/// check_twice_as_seq into a stale quantized payload.
 template <class T, class C>
 void check_quantizer(const std::vector<T>& x, const C& c) {
-  C seq_c = c;
-  gc::quantized_vector<T> ref1, ref2;
-  gc::compress(gc::exec::seq, seq_c, x, ref1);
-  gc::compress(gc::exec::seq, seq_c, x, ref2);
-  for_each_thread_count([&] {
-    for (const auto& policy : policies()) {
-      CAPTURE(policy_name(policy));
-      C par_c = c;
-      gc::quantized_vector<T> got;
-      got.dim = 3;
-      got.scale = T(9);
-      got.level_bits = 17;
-      got.levels.assign(x.size() + 2, 12345);  // stale: must be replaced
-      gc::compress(policy, par_c, x, got);
-      check_same_payload(ref1, got);
-      gc::compress(policy, par_c, x, got);  // the next step draws other numbers
-      check_same_payload(ref2, got);
-      CHECK(par_c.step == seq_c.step);
-    }
-  });
+  gc::quantized_vector<T> stale;
+  stale.dim = 3;
+  stale.scale = T(9);
+  stale.level_bits = 17;
+  stale.levels.assign(x.size() + 2, 12345);
+  check_twice_as_seq(x, c, stale);
 }
 
 /// Values on and around rounding ties of a grid of spacing 1 (and their negatives).

@@ -36,6 +36,8 @@ COMPRESSORS = [
     lambda: gc.scaled_sign(),
     lambda: gc.blockwise_sign(block_size=16),
     lambda: gc.qsgd(s=4, seed=7),
+    lambda: gc.terngrad(seed=8),
+    lambda: gc.sign(),
     lambda: gc.grid_rounding(spacing=0.125),
     lambda: gc.grid_rounding(spacing=0.1, stochastic=True, seed=2),
 ]

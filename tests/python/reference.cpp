@@ -93,6 +93,15 @@ int main(int argc, char** argv) try {
   if (name == "blockwise_sign") return run(gc::blockwise_sign{.block_size = u64("block_size", 256)}, inputs, dim, steps, dir);
   if (name == "qsgd")
     return run(gc::qsgd{.s = static_cast<std::uint32_t>(u64("s", 1)), .seed = u64("seed", 0)}, inputs, dim, steps, dir);
+  if (name == "terngrad") return run(gc::terngrad{.seed = u64("seed", 0)}, inputs, dim, steps, dir);
+  if (name == "sign") return run(gc::sign{}, inputs, dim, steps, dir);
+  if (name == "float16_cast") return run(gc::float16_cast{}, inputs, dim, steps, dir);
+  if (name == "bfloat16_cast") return run(gc::bfloat16_cast{}, inputs, dim, steps, dir);
+  if (name == "natural_compression") return run(gc::natural_compression{.seed = u64("seed", 0)}, inputs, dim, steps, dir);
+  if (name == "maxmin_quantizer")
+    return run(gc::maxmin_quantizer{.bits = static_cast<std::uint32_t>(u64("bits", 8)),
+                                    .bucket_size = u64("bucket_size", 1024), .seed = u64("seed", 0)},
+               inputs, dim, steps, dir);
   if (name == "grid_rounding")
     return run(gc::grid_rounding{.spacing = f64("spacing", 1), .stochastic = u64("stochastic", 0) != 0,
                                  .seed = u64("seed", 0)},

@@ -30,6 +30,12 @@ SPECS = [
     ("scaled_sign", lambda: gc.scaled_sign()),
     ("blockwise_sign:block_size=16", lambda: gc.blockwise_sign(block_size=16)),
     ("qsgd:s=4,seed=7", lambda: gc.qsgd(s=4, seed=7)),
+    ("terngrad:seed=8", lambda: gc.terngrad(seed=8)),
+    ("sign", lambda: gc.sign()),
+    ("float16_cast", lambda: gc.float16_cast()),
+    ("bfloat16_cast", lambda: gc.bfloat16_cast()),
+    ("natural_compression:seed=10", lambda: gc.natural_compression(seed=10)),
+    ("maxmin_quantizer:bits=4,bucket_size=100,seed=9", lambda: gc.maxmin_quantizer(bits=4, bucket_size=100, seed=9)),
     ("grid_rounding:spacing=0.125", lambda: gc.grid_rounding(spacing=0.125)),
     ("grid_rounding:spacing=0.1,stochastic=1,seed=2", lambda: gc.grid_rounding(spacing=0.1, stochastic=True, seed=2)),
 ]
@@ -116,6 +122,12 @@ class TestCompressors(unittest.TestCase):
             "scaled_sign": (("contractive",), "gather", gc.sign_vector),
             "blockwise_sign": (("contractive",), "gather", gc.sign_vector),
             "qsgd": (("unbiased",), "gather", gc.quantized_vector),
+            "terngrad": (("unbiased",), "gather", gc.quantized_vector),
+            "sign": ((), "gather", gc.sign_vector),
+            "maxmin_quantizer": (("unbiased",), "gather", gc.bucket_quantized_vector),
+            "float16_cast": (("contractive",), "gather", gc.float_code_vector),
+            "bfloat16_cast": (("contractive",), "gather", gc.float_code_vector),
+            "natural_compression": (("unbiased",), "gather", gc.float_code_vector),
             "grid_rounding": (("absolute",), "gather", gc.quantized_vector),
         }
         self.assertEqual(set(gc.compressors), set(expected))
@@ -134,6 +146,8 @@ class TestCompressors(unittest.TestCase):
         self.assertEqual(gc.scaled_sign().delta(50), 1 / 50)
         self.assertEqual(gc.blockwise_sign(block_size=8).delta(1000), 1 / 8)
         self.assertEqual(gc.unbiased_random_k(k=10).omega(1000), 99.0)
+        self.assertEqual(gc.terngrad().omega(100), 9.0)
+        self.assertFalse(hasattr(gc.sign(), "delta") or hasattr(gc.sign(), "omega"))
         # Absolute bounds are rounded up (never below d * lambda^2, d q^2 / 4).
         self.assertGreaterEqual(gc.hard_threshold(0.5).absolute_bound(4), 1.0)
         self.assertAlmostEqual(gc.hard_threshold(0.5).absolute_bound(4), 1.0, places=12)

@@ -129,6 +129,16 @@ def check_dir(kind, directory):
         print(f"check_outputs: lambda {summary['calibration']['lambda']:.6g} matches Top-k's volume: "
               f"{hard['mean'] / expected:.4f}x on average, seeds {hard['min'] / expected:.4f}..{hard['max'] / expected:.4f}x "
               f"(tolerance {tolerance})")
+    if kind == "convex" and "ef_budget_threshold" in methods and "ef_top_k" in methods:
+        # The self-calibrating threshold holds Top-k's volume up to window * ln(lambda_end /
+        # lambda_start) / steps, with a window of a hundredth of the run: within 10%.
+        expected = summary["k"] * summary["workers"] * summary["steps"]
+        budget = methods["ef_budget_threshold"]["elements_sent"]
+        if abs(budget["mean"] / expected - 1) > 0.10:
+            fail(f"{summary_path}: budget_threshold's elements (mean over seeds {budget['mean']}) are not within 10% "
+                 f"of Top-k's {expected}")
+        print(f"check_outputs: budget_threshold sent {budget['mean'] / expected:.4f}x Top-k's volume without "
+              f"calibration runs")
     print(f"check_outputs: {directory}: {len(methods)} methods, {sum(len(m['csv']) for m in methods.values())} "
           f"CSV files, {len(summary['plots'])} PNG plots, summary.json: all well-formed")
 

@@ -270,6 +270,7 @@ struct traits<gc::sign_vector<T>> {
   }
   static void generate(std::vector<sample<P>>& out, const std::vector<T>& x, const std::string& tag, u64) {
     add<P>(out, gc::scaled_sign{}, x, "scaled_sign " + tag);
+    add<P>(out, gc::sign{}, x, "sign " + tag);
     for (const std::size_t b : {1, 3, 64, 256})
       add<P>(out, gc::blockwise_sign{.block_size = b}, x, "blockwise_sign{" + std::to_string(b) + "} " + tag);
   }
@@ -309,6 +310,7 @@ struct traits<gc::quantized_vector<T>> {
     add<P>(out, gc::grid_rounding{.spacing = 0.25}, x, "grid_rounding{0.25} " + tag);
     add<P>(out, gc::grid_rounding{.spacing = 0.01, .stochastic = true, .seed = seed}, x,
            "grid_rounding{0.01, stochastic} " + tag);
+    add<P>(out, gc::terngrad{.seed = seed, .step = 3}, x, "terngrad " + tag);
   }
   /// The quantizers reject non-finite input, so special values go into hand-built payloads:
   /// non-finite and -0 scales, the extreme int32 levels at 32 bits, 1- and 7-bit levels.
@@ -379,6 +381,148 @@ struct traits<gc::dense_vector<T>> {
   static std::vector<const void*> storage(const P& p) { return {p.values.data()}; }
 };
 
+template <class T>
+struct traits<gc::float_code_vector<T>> {
+  using P = gc::float_code_vector<T>;
+  static constexpr unsigned kind = 6;
+  static constexpr unsigned index_bytes = 0;
+  static std::string name() { return std::string("float_code_vector<") + type_name<T>() + ">"; }
+  static std::size_t dim(const P& p) { return p.dim; }
+  /// 16 bits for float16 and bfloat16; sign + exponent field of T for power_of_two.
+  static unsigned code_bits(const P& p) {
+    return p.format == gc::code_format::power_of_two ? (sizeof(T) == 4 ? 9u : 12u) : 16u;
+  }
+  static std::size_t expected_size(const P& p) { return 16 + 8 + (p.dim * code_bits(p) + 7) / 8; }
+  static bool same(const P& a, const P& b) {
+    return a.dim == b.dim && a.format == b.format && a.scale_exponent == b.scale_exponent && a.codes == b.codes;
+  }
+  static void generate(std::vector<sample<P>>& out, const std::vector<T>& x, const std::string& tag, u64 seed) {
+    add<P>(out, gc::float16_cast{}, x, "float16_cast " + tag);
+    add<P>(out, gc::float16_cast{.pre_scale = false}, x, "float16_cast{pre_scale=false} " + tag);
+    add<P>(out, gc::bfloat16_cast{}, x, "bfloat16_cast " + tag);
+    add<P>(out, gc::natural_compression{.seed = seed, .step = 2}, x, "natural_compression " + tag);
+  }
+  /// The compressors reject non-finite input, so special codes go into hand-built payloads:
+  /// the largest and smallest codes of both signs and -0 at both ends of the scale exponent
+  /// range (each still decoding to a finite value), and power_of_two's extreme exponents.
+  static void generate_special(std::vector<sample<P>>& out, const std::vector<T>& x, const std::string& tag, u64) {
+    const std::size_t d = x.size();
+    const auto fill = [&](gc::code_format f, std::int32_t e, std::initializer_list<std::uint16_t> pool, const char* what) {
+      P p;
+      p.dim = d;
+      p.format = f;
+      p.scale_exponent = e;
+      for (std::size_t i = 0; i < d; ++i) p.codes.push_back(pool.begin()[i % pool.size()]);
+      out.push_back({std::string(what) + " " + tag, p});
+    };
+    const auto fp16 = gc::detail::scale_exponent_range<T>(gc::code_format::float16);
+    const auto bf16 = gc::detail::scale_exponent_range<T>(gc::code_format::bfloat16);
+    // float16 at the smallest scale: 65504 * 2^-hi is tiny; 2^-24 * 2^-hi rounds to 0.
+    fill(gc::code_format::float16, fp16.hi, {0x7bff, 0xfbff, 0x0001, 0x8001, 0x0000, 0x8000, 0x3c00},
+         "hand-built float16, largest scale exponent");
+    // bfloat16 at the largest scale: codes below 2^emax, so the decoded values stay below max(T).
+    fill(gc::code_format::bfloat16, bf16.lo, {0x7eff, 0xfeff, 0x0001, 0x8001, 0x8000, 0x3f80},
+         "hand-built bfloat16, smallest scale exponent");
+    const std::uint16_t e_bits = sizeof(T) == 4 ? 8 : 11;
+    const std::uint16_t top_field = static_cast<std::uint16_t>((1u << e_bits) - 2);
+    fill(gc::code_format::power_of_two, 0,
+         {0, static_cast<std::uint16_t>(1u << e_bits), 1, static_cast<std::uint16_t>((1u << e_bits) | top_field), top_field},
+         "hand-built power_of_two, extreme exponents");
+  }
+  static void check_layout(const P& p, const bytes_t& b) {
+    REQUIRE(b.size() == expected_size(p));
+    CHECK(std::to_integer<unsigned>(b[16]) == static_cast<unsigned>(p.format));
+    CHECK(std::to_integer<unsigned>(b[17]) == code_bits(p));
+    CHECK(read_le<u16>(b, 18) == 0u);
+    CHECK(static_cast<std::int32_t>(read_le<u32>(b, 20)) == p.scale_exponent);
+    const unsigned w = code_bits(p);
+    bool ok = true;
+    for (std::size_t i = 0; i < p.dim; ++i) {
+      u64 u = 0;
+      for (unsigned k = 0; k < w; ++k) u |= static_cast<u64>(bit_at(b, 24, u64{i} * w + k)) << k;
+      ok = ok && u == p.codes[i];
+    }
+    const u64 total = u64{p.dim} * w;
+    for (u64 k = total; k < (total + 7) / 8 * 8; ++k) ok = ok && !bit_at(b, 24, k);
+    CHECK_MESSAGE(ok, "format, code bits, reserved, scale_exponent, then codes packed LSB first at offset 24, zero padding");
+  }
+  static std::vector<const void*> storage(const P& p) { return {p.codes.data()}; }
+};
+
+template <class T>
+struct traits<gc::bucket_quantized_vector<T>> {
+  using P = gc::bucket_quantized_vector<T>;
+  static constexpr unsigned kind = 7;
+  static constexpr unsigned index_bytes = 0;
+  static std::string name() { return std::string("bucket_quantized_vector<") + type_name<T>() + ">"; }
+  static std::size_t dim(const P& p) { return p.dim; }
+  static std::size_t buckets(const P& p) { return p.dim == 0 ? 0 : (p.dim + p.bucket_size - 1) / p.bucket_size; }
+  static std::size_t expected_size(const P& p) {
+    return 16 + 16 + 2 * buckets(p) * sizeof(T) + (p.dim * p.bits + 7) / 8;
+  }
+  static bool same(const P& a, const P& b) {
+    return a.dim == b.dim && a.bucket_size == b.bucket_size && a.bits == b.bits && a.levels == b.levels &&
+           gt::same_bits(a.mins, b.mins) && gt::same_bits(a.units, b.units);
+  }
+  static void generate(std::vector<sample<P>>& out, const std::vector<T>& x, const std::string& tag, u64 seed) {
+    add<P>(out, gc::maxmin_quantizer{.seed = seed}, x, "maxmin{8 bits, B=1024} " + tag);
+    add<P>(out, gc::maxmin_quantizer{.bits = 1, .bucket_size = 3, .seed = seed}, x, "maxmin{1 bit, B=3} " + tag);
+    add<P>(out, gc::maxmin_quantizer{.bits = 4, .bucket_size = 7, .seed = seed, .step = 5}, x,
+           "maxmin{4 bits, B=7} " + tag);
+    add<P>(out, gc::maxmin_quantizer{.bits = 3, .bucket_size = 1, .seed = seed}, x, "maxmin{3 bits, B=1} " + tag);
+  }
+  /// The compressor rejects non-finite input, so special values go into hand-built payloads:
+  /// -0, subnormal and huge minimums, zero and subnormal units, every 8-bit level, and a unit
+  /// whose top level lands exactly on 0 from -max(T) / 4.
+  static void generate_special(std::vector<sample<P>>& out, const std::vector<T>& x, const std::string& tag, u64) {
+    const std::size_t d = x.size();
+    const T big = std::numeric_limits<T>::max() / T(4);
+    const T pool_min[] = {-T(0), std::numeric_limits<T>::denorm_min(), -big, T(1.5)};
+    const T pool_unit[] = {T(0), std::numeric_limits<T>::denorm_min(), big / T(255), T(0.125)};
+    P a;
+    a.dim = d;
+    a.bucket_size = 4;
+    a.bits = 8;
+    for (std::size_t b = 0; b < (d + 3) / 4; ++b) {
+      a.mins.push_back(pool_min[b % 4]);
+      a.units.push_back(pool_unit[b % 4]);
+    }
+    for (std::size_t i = 0; i < d; ++i) a.levels.push_back(static_cast<std::uint8_t>(i * 37 % 256));
+    out.push_back({"hand-built 8-bit, special mins and units " + tag, a});
+    P c;
+    c.dim = d;
+    c.bucket_size = d + 5;  // one bucket longer than the vector
+    c.bits = 3;
+    if (d > 0) {
+      c.mins.push_back(-big);
+      c.units.push_back(T(0));  // a constant bucket may still carry any level
+    }
+    for (std::size_t i = 0; i < d; ++i) c.levels.push_back(static_cast<std::uint8_t>(i % 8));
+    out.push_back({"hand-built 3-bit, one long bucket " + tag, c});
+  }
+  static void check_layout(const P& p, const bytes_t& b) {
+    REQUIRE(b.size() == expected_size(p));
+    CHECK(read_le<u64>(b, 16) == p.bucket_size);
+    CHECK(read_le<u32>(b, 24) == p.bits);
+    CHECK(read_le<u32>(b, 28) == 0u);
+    bool ok = true;
+    for (std::size_t k = 0; k < buckets(p); ++k) {
+      ok = ok && read_le<bits_of<T>>(b, 32 + 2 * k * sizeof(T)) == bits(p.mins[k]);
+      ok = ok && read_le<bits_of<T>>(b, 32 + (2 * k + 1) * sizeof(T)) == bits(p.units[k]);
+    }
+    const std::size_t at = 32 + 2 * buckets(p) * sizeof(T);
+    for (std::size_t i = 0; i < p.dim; ++i) {
+      u64 u = 0;
+      for (unsigned k = 0; k < p.bits; ++k) u |= static_cast<u64>(bit_at(b, at, u64{i} * p.bits + k)) << k;
+      ok = ok && u == p.levels[i];
+    }
+    const u64 total = u64{p.dim} * p.bits;
+    for (u64 k = total; k < (total + 7) / 8 * 8; ++k) ok = ok && !bit_at(b, at, k);
+    CHECK_MESSAGE(ok, "bucket_size, bits, reserved, (min, unit) pairs at offset 32, then levels LSB first, zero padding");
+  }
+  static std::vector<const void*> storage(const P& p) { return {p.levels.data(), p.mins.data(), p.units.data()}; }
+};
+
 using sparse_f = gc::sparse_vector<float>;
 using sparse_d = gc::sparse_vector<double>;
 using sparse_f64i = gc::sparse_vector<float, std::uint64_t>;
@@ -391,9 +535,13 @@ using quant_f = gc::quantized_vector<float>;
 using quant_d = gc::quantized_vector<double>;
 using dense_f = gc::dense_vector<float>;
 using dense_d = gc::dense_vector<double>;
+using fcode_f = gc::float_code_vector<float>;
+using fcode_d = gc::float_code_vector<double>;
+using bucket_f = gc::bucket_quantized_vector<float>;
+using bucket_d = gc::bucket_quantized_vector<double>;
 
 using all_payloads = std::tuple<sparse_f, sparse_d, sparse_f64i, sparse_d64i, seeded_f, seeded_d, sign_f, sign_d,
-                                quant_f, quant_d, dense_f, dense_d>;
+                                quant_f, quant_d, dense_f, dense_d, fcode_f, fcode_d, bucket_f, bucket_d>;
 
 constexpr std::size_t small_sizes[] = {0, 1, 2, 3, 7, 8, 9, 17, 64, 65};
 constexpr gt::input_kind few_kinds[] = {gt::input_kind::normal, gt::input_kind::with_zeros, gt::input_kind::ties};
@@ -799,6 +947,44 @@ TEST_CASE("wire: golden bytes of dense_vector<double>") {
   CHECK(gt::same_bits(gc::decode<gc::dense_vector<double>>(view(golden)).values, p.values));
 }
 
+TEST_CASE("wire: golden bytes of float_code_vector (float16_cast of float, natural compression codes of double)") {
+  // float16_cast of {3, -0.5, 0}: max 3 is in [2^1, 2^2), so e = 14 - 1 = 13; 3 * 2^13 = 1.5 * 2^14
+  // is float16 0x7600, -0.5 * 2^13 = -2^12 is 0xec00, 0 is 0x0000.
+  const std::vector<float> x{3.0f, -0.5f, 0.0f};
+  gc::float_code_vector<float> p;
+  gc::compress(gc::exec::seq, gc::float16_cast{}, x, p);
+  const bytes_t golden = make_bytes({
+      0x47, 0x43, 0x06, 0x01, 0x04, 0x00, 0x00, 0x00,  // kind 6, float
+      0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // dim 3
+      0x01, 0x10, 0x00, 0x00,                          // format 1 (float16), 16 code bits, reserved 0
+      0x0d, 0x00, 0x00, 0x00,                          // scale_exponent 13
+      0x00, 0x76, 0x00, 0xec, 0x00, 0x00,              // codes
+  });
+  CHECK(gc::wire_bytes(p) == 30u);
+  CHECK(gc::encode(p) == golden);
+  const auto q = gc::decode<gc::float_code_vector<float>>(view(golden));
+  CHECK(q == p);
+  CHECK(gt::densify<float>(q, 3) == x);
+
+  // power_of_two codes of double, 12 bits (sign above the 11-bit exponent field): 1.0 is 0x3ff,
+  // -2.0 is 0xc00, 2^-1022 is 0x001; packed LSB first: 0x01c003ff in 36 bits, 4 padding bits.
+  gc::float_code_vector<double> n;
+  n.dim = 3;
+  n.format = gc::code_format::power_of_two;
+  n.codes = {0x3ff, 0xc00, 0x001};
+  const bytes_t golden_n = make_bytes({
+      0x47, 0x43, 0x06, 0x01, 0x08, 0x00, 0x00, 0x00,  // kind 6, double
+      0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // dim 3
+      0x03, 0x0c, 0x00, 0x00,                          // format 3 (power_of_two), 12 code bits
+      0x00, 0x00, 0x00, 0x00,                          // scale_exponent 0
+      0xff, 0x03, 0xc0, 0x01, 0x00,                    // codes
+  });
+  CHECK(gc::wire_bytes(n) == 29u);
+  CHECK(gc::encode(n) == golden_n);
+  CHECK(gc::decode<gc::float_code_vector<double>>(view(golden_n)) == n);
+  CHECK(gt::densify<double>(n, 3) == std::vector<double>{1.0, -2.0, std::numeric_limits<double>::min()});
+}
+
 TEST_CASE_TEMPLATE("wire: sparse index widths 4 and 8 decode into either index type when dim fits", T, float, double) {
   using P32 = gc::sparse_vector<T, std::uint32_t>;
   using P64 = gc::sparse_vector<T, std::uint64_t>;
@@ -1202,6 +1388,201 @@ TEST_CASE_TEMPLATE("wire: quantized_vector structural errors and padding bits", 
       }
     }
   }
+}
+
+TEST_CASE_TEMPLATE("wire: float_code_vector structural errors and padding bits", T, float, double) {
+  using P = gc::float_code_vector<T>;
+  const unsigned p2_bits = sizeof(T) == 4 ? 9 : 12;
+  const auto build = [](u64 dim, unsigned format, unsigned bits, unsigned reserved, std::int32_t e,
+                        std::initializer_list<std::uint16_t> codes = {}) {
+    bytes_t b = header(6, sizeof(T), 0, dim);
+    b.push_back(static_cast<std::byte>(format));
+    b.push_back(static_cast<std::byte>(bits));
+    append_le<u16>(b, static_cast<u16>(reserved));
+    append_le<u32>(b, static_cast<u32>(e));
+    // dim codes of `bits` bits: the given ones first, zeros after, packed LSB first.
+    const std::size_t n = (dim * bits + 7) / 8;
+    const std::size_t at = b.size();
+    b.resize(at + n, std::byte{0});
+    std::size_t i = 0;
+    for (const std::uint16_t c : codes) {
+      for (unsigned k = 0; k < bits; ++k)
+        if ((c >> k) & 1u) b[at + (i * bits + k) / 8] |= static_cast<std::byte>(1u << ((i * bits + k) % 8));
+      ++i;
+    }
+    return b;
+  };
+  const auto fp16 = gc::detail::scale_exponent_range<T>(gc::code_format::float16);
+  const auto bf16 = gc::detail::scale_exponent_range<T>(gc::code_format::bfloat16);
+  expect_accept<P>(build(10, 1, 16, 0, 0));
+  expect_accept<P>(build(10, 2, 16, 0, bf16.lo));
+  expect_accept<P>(build(10, 1, 16, 0, fp16.hi));
+  expect_accept<P>(build(10, 3, p2_bits, 0, 0));
+  expect_accept<P>(build(0, 3, p2_bits, 0, 0));
+  expect_accept<P>(build(3, 1, 16, 0, 0, {0x7bff, 0xfbff, 0x8000}));  // +-65504, -0
+
+  // Unknown formats; code widths that do not match the format and T.
+  for (const unsigned f : {0u, 4u, 7u, 255u}) {
+    CAPTURE(f);
+    expect_reject<P>(build(10, f, 16, 0, 0), "format");
+  }
+  for (const unsigned bits : {0u, 8u, 15u, 17u, 32u, 255u, sizeof(T) == 4 ? 12u : 9u}) {
+    CAPTURE(bits);
+    expect_reject<P>(build(10, 1, bits, 0, 0), "code bits");
+    expect_reject<P>(build(10, 2, bits, 0, 0), "code bits");
+    expect_reject<P>(build(10, 3, bits, 0, 0), "code bits");
+  }
+  expect_reject<P>(build(10, 3, 16, 0, 0), "code bits");
+  expect_reject<P>(build(10, 1, p2_bits, 0, 0), "code bits");
+  // Reserved field.
+  expect_reject<P>(build(10, 1, 16, 1, 0), "reserved");
+  expect_reject<P>(build(10, 3, p2_bits, 0x8000, 0), "reserved");
+  // Scale exponents the compressors cannot produce.
+  for (const std::int32_t e : {fp16.lo - 1, fp16.hi + 1, std::numeric_limits<std::int32_t>::min(),
+                               std::numeric_limits<std::int32_t>::max()}) {
+    CAPTURE(e);
+    expect_reject<P>(build(10, 1, 16, 0, e), "scale_exponent");
+  }
+  expect_reject<P>(build(10, 2, 16, 0, bf16.hi + 1), "scale_exponent");
+  expect_reject<P>(build(10, 3, p2_bits, 0, 1), "scale_exponent");
+  expect_reject<P>(build(10, 3, p2_bits, 0, -1), "scale_exponent");
+  // Codes that do not decode to a finite value: Inf, NaN, and a scaled value beyond max(T).
+  const std::uint16_t p2_inf = static_cast<std::uint16_t>((1u << (p2_bits - 1)) - 1);
+  for (const std::uint16_t c : {std::uint16_t{0x7c00}, std::uint16_t{0xfc00}, std::uint16_t{0x7e00}, std::uint16_t{0xfd01}}) {
+    CAPTURE(c);
+    expect_reject<P>(build(4, 1, 16, 0, 0, {0, 0, c}), "finite");
+  }
+  expect_reject<P>(build(4, 2, 16, 0, 0, {0x7f80}), "finite");
+  expect_reject<P>(build(4, 2, 16, 0, 0, {0x3f80, 0xffc1}), "finite");
+  expect_reject<P>(build(4, 3, p2_bits, 0, 0, {p2_inf}), "finite");
+  expect_reject<P>(build(4, 3, p2_bits, 0, 0, {1, static_cast<std::uint16_t>(p2_inf | (1u << (p2_bits - 1)))}), "finite");
+  expect_reject<P>(build(2, 1, 16, 0, fp16.lo, {0x7bff}), "finite");  // 65504 * 2^-lo > max(T)
+  expect_reject<P>(build(2, 2, 16, 0, bf16.lo, {0x7f00}), "finite");  // 2^127 * 2^-lo = 2^(emax(T) + 1)
+  expect_reject<P>(build(2, 1, 16, 0, fp16.lo, {0x7800}), "finite");  // 2^15 * 2^-lo = 2^(emax(T) + 1)
+  expect_accept<P>(build(2, 1, 16, 0, fp16.lo, {0x77ff, 0xf7ff}));    // just below: +-(2 - 2^-10) 2^emax(T)
+
+  // Padding bits after dim * code bits (power_of_two: 9 or 12 bits a code).
+  for (std::size_t d = 1; d <= 20; ++d) {
+    CAPTURE(d);
+    const auto x = gt::make_input<T>(gt::input_kind::normal, d, 90 + d);
+    P p;
+    gc::compress(gc::exec::seq, gc::natural_compression{.seed = d}, std::span<const T>(x), p);
+    const bytes_t b = gc::encode(p);
+    const u64 total = u64{d} * p2_bits;
+    const std::size_t last = b.size() - 1;
+    for (unsigned bit = 0; bit < 8; ++bit) {
+      if ((total + 7) / 8 * 8 - 8 + bit < total) continue;  // a code's bit, not padding
+      CAPTURE(bit);
+      bytes_t m = b;
+      m[last] ^= static_cast<std::byte>(1u << bit);
+      expect_reject<P>(m, "padding");
+    }
+  }
+  // Huge dims: dim * bits overflows, or the codes are not there.
+  {
+    bytes_t b = header(6, sizeof(T), 0, u64{1} << 62);
+    b.push_back(std::byte{1});
+    b.push_back(std::byte{16});
+    append_le<u16>(b, 0);
+    append_le<u32>(b, 0);
+    expect_reject<P>(b, "overflow");
+    write_le<u64>(b, 8, u64{1} << 58);
+    expect_reject<P>(b, "truncated");
+  }
+}
+
+TEST_CASE("wire: golden bytes of bucket_quantized_vector<float>") {
+  // dim 5, buckets of 2, 3-bit levels; (min, unit) = (0.5, 0.25), (-1, 1), (2, 0);
+  // levels {0, 7, 1, 2, 0} packed LSB first: 0 | 7<<3 | 1<<6 | 2<<9 | 0<<12 = 0x0478.
+  gc::bucket_quantized_vector<float> p;
+  p.dim = 5;
+  p.bucket_size = 2;
+  p.bits = 3;
+  p.mins = {0.5f, -1.0f, 2.0f};
+  p.units = {0.25f, 1.0f, 0.0f};
+  p.levels = {0, 7, 1, 2, 0};
+  const bytes_t golden = make_bytes({
+      0x47, 0x43, 0x07, 0x01, 0x04, 0x00, 0x00, 0x00,  // kind 7, version 1, float, no index bytes
+      0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // dim 5
+      0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // bucket_size 2
+      0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // bits 3, reserved 0
+      0x00, 0x00, 0x00, 0x3f, 0x00, 0x00, 0x80, 0x3e,  // 0.5f, 0.25f
+      0x00, 0x00, 0x80, 0xbf, 0x00, 0x00, 0x80, 0x3f,  // -1.0f, 1.0f
+      0x00, 0x00, 0x00, 0x40, 0x00, 0x00, 0x00, 0x00,  // 2.0f, 0.0f
+      0x78, 0x04,                                      // packed levels (15 bits, 1 padding bit)
+  });
+  CHECK(gc::wire_bytes(p) == 58u);
+  CHECK(gc::encode(p) == golden);
+  const auto q = gc::decode<gc::bucket_quantized_vector<float>>(view(golden));
+  CHECK(q == p);
+  CHECK(gt::same_bits(gt::densify<float>(q, 5), std::vector<float>{0.5f, 2.25f, 0.0f, 1.0f, 2.0f}));
+}
+
+TEST_CASE_TEMPLATE("wire: bucket_quantized_vector structural errors and padding bits", T, float, double) {
+  using P = gc::bucket_quantized_vector<T>;
+  const T top = std::numeric_limits<T>::max();
+  // dim, bucket_size, bits, reserved, the (min, unit) pairs and the number of level bytes.
+  const auto build = [](u64 dim, u64 bucket_size, u32 bits_, u32 reserved, std::vector<T> pairs, std::size_t packed) {
+    bytes_t b = header(7, sizeof(T), 0, dim);
+    append_le(b, bucket_size);
+    append_le(b, bits_);
+    append_le(b, reserved);
+    for (const T v : pairs) append_value(b, v);
+    for (std::size_t i = 0; i < packed; ++i) b.push_back(std::byte{0});
+    return b;
+  };
+  const std::vector<T> three = {T(0), T(1), T(-2), T(0.5), T(3), T(0)};  // 10 elements in buckets of 4
+  expect_accept<P>(build(10, 4, 3, 0, three, 4));
+  expect_accept<P>(build(10, 4, 8, 0, three, 10));
+  expect_accept<P>(build(0, 9, 5, 0, {}, 0));
+  expect_accept<P>(build(10, ~u64{0}, 1, 0, {T(1), T(2)}, 2));  // one bucket: the count must not overflow
+  for (const u32 b : {0u, 9u, 16u, 32u, 0xffffffffu}) {
+    CAPTURE(b);
+    expect_reject<P>(build(10, 4, b, 0, three, 4), "bits");
+  }
+  expect_reject<P>(build(10, 0, 3, 0, three, 4), "bucket_size");
+  expect_reject<P>(build(10, 4, 3, 1, three, 4), "reserved");
+  expect_reject<P>(build(10, 4, 3, 0x80000000u, three, 4), "reserved");
+  // The bucket count follows from dim and bucket_size: one pair short or one too many.
+  expect_reject<P>(build(10, 4, 3, 0, {T(0), T(1), T(-2), T(0.5)}, 4), "truncated");
+  expect_reject<P>(build(10, 4, 3, 0, {T(0), T(1), T(-2), T(0.5), T(3), T(0), T(1), T(1)}, 4), "trailing");
+  expect_reject<P>(build(10, 5, 3, 0, three, 4), "trailing");  // 2 buckets of 5 need 2 pairs
+  // Bucket parameters: finite mins, finite units with a clear sign bit, a finite top level.
+  const T nan = std::numeric_limits<T>::quiet_NaN(), inf = std::numeric_limits<T>::infinity();
+  expect_reject<P>(build(10, 4, 3, 0, {T(0), T(1), nan, T(0.5), T(3), T(0)}, 4), "min");
+  expect_reject<P>(build(10, 4, 3, 0, {T(0), T(1), T(-2), T(0.5), -inf, T(0)}, 4), "min");
+  expect_reject<P>(build(10, 4, 3, 0, {T(0), inf, T(-2), T(0.5), T(3), T(0)}, 4), "unit");
+  expect_reject<P>(build(10, 4, 3, 0, {T(0), T(1), T(-2), T(-0.5), T(3), T(0)}, 4), "unit");
+  expect_reject<P>(build(10, 4, 3, 0, {T(0), T(1), T(-2), T(0.5), T(3), -T(0)}, 4), "unit");
+  expect_reject<P>(build(10, 4, 3, 0, {T(0), T(1), T(-2), T(0.5), top / 2, top / 4}, 4), "top level");
+  expect_accept<P>(build(10, 4, 3, 0, {T(0), T(1), T(-2), T(0.5), top / 2, top / 16}, 4));
+  // Padding bits after dim * bits.
+  for (std::size_t d = 1; d <= 20; ++d) {
+    CAPTURE(d);
+    const auto x = gt::make_input<T>(gt::input_kind::normal, d, 90 + d);
+    P p;
+    gc::compress(gc::exec::seq, gc::maxmin_quantizer{.bits = 3, .bucket_size = 4, .seed = d}, std::span<const T>(x), p);
+    const bytes_t b = gc::encode(p);
+    const u64 total = u64{d} * 3;
+    const std::size_t last = b.size() - 1;
+    for (unsigned bit = 0; bit < 8; ++bit) {
+      CAPTURE(bit);
+      bytes_t m = b;
+      m[last] ^= static_cast<std::byte>(1u << bit);
+      if ((total + 7) / 8 * 8 - 8 + bit >= total) {
+        expect_reject<P>(m, "padding");
+      } else {
+        const P q = expect_accept<P>(m);
+        CHECK(q.levels != p.levels);
+      }
+    }
+  }
+  // Hostile sizes fail before allocating: the pairs or the level bits overflow, or are not there.
+  const u64 max = ~u64{0};
+  expect_reject<P>(build(max, 1, 1, 0, {}, 0), "overflow");           // 2^64 - 1 pairs
+  expect_reject<P>(build(u64{1} << 62, u64{1} << 62, 8, 0, {T(0), T(1)}, 0), "overflow");  // 2^65 level bits
+  expect_reject<P>(build(u64{1} << 40, u64{1} << 40, 1, 0, {T(0), T(1)}, 3), "truncated");
+  expect_reject<P>(build(u64{1} << 40, 1024, 8, 0, {T(0), T(1)}, 0), "truncated");
 }
 
 TEST_CASE("wire: crafted huge dims and counts throw gc::error quickly" * doctest::timeout(10)) {

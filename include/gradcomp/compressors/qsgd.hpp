@@ -20,6 +20,29 @@
 
 namespace gradcomp {
 
+namespace detail {
+
+/// out = the payload whose element i is scale * sign(x_i) * stochastic_round(|x_i| / scale)
+/// with draw i of stream (detail::qsgd_level; all levels 0 when scale is 0): the levels of
+/// QSGD (scale ||x||_2 / s) and of TernGrad (scale max |x_i|). level_bits is the fewest bits
+/// that hold them.
+template <std::floating_point T>
+void stochastic_levels(std::span<const T> x, T scale, const counter_stream& stream, quantized_vector<T>& out) {
+  out.dim = x.size();
+  out.scale = scale;
+  out.levels.resize(x.size());
+  std::uint32_t coded_or = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    std::int32_t level = 0;
+    if (scale > T(0)) level = qsgd_level(x[i], static_cast<double>(scale), stream, i);
+    out.levels[i] = level;
+    coded_or |= zigzag(level);
+  }
+  out.level_bits = bits_to_hold(coded_or);
+}
+
+}  // namespace detail
+
 /// C(x)_i = scale * sign(x_i) * l_i with scale = ||x||_2 / s (rounded to T) and l_i one of
 /// floor(r_i), floor(r_i) + 1 for r_i = |x_i| / scale, the upper one with probability
 /// r_i - floor(r_i). So E C(x) = x and E||C(x) - x||^2 <= min(d/s^2, sqrt(d)/s) ||x||^2.
@@ -118,19 +141,8 @@ struct qsgd {
     const T scale = checked_scale(x, detail::l2_norm(x));
     check_levels_decode_finite(x, scale);
 
-    out.dim = x.size();
-    out.scale = scale;
-    out.levels.resize(x.size());
-    const detail::counter_stream stream(seed, step);
-    std::uint32_t coded_or = 0;
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      std::int32_t level = 0;
-      // scale == 0 only for x == 0, or ||x|| / s below T's smallest subnormal.
-      if (scale > T(0)) level = detail::qsgd_level(x[i], static_cast<double>(scale), stream, i);
-      out.levels[i] = level;
-      coded_or |= detail::zigzag(level);
-    }
-    out.level_bits = detail::bits_to_hold(coded_or);
+    // scale == 0 only for x == 0, or ||x|| / s below T's smallest subnormal.
+    detail::stochastic_levels(x, scale, detail::counter_stream(seed, step), out);
     ++step;
   }
 };

@@ -1,7 +1,7 @@
 #pragma once
 // The error-feedback building blocks on exec::par, used by error_feedback<C> for compressors
 // without a fused kernel (backend.hpp's feedback_step reference): p = e + scale * g, and
-// ||e||^2 in the reference order.
+// ||e||^2 in the reference order; and x *= factor (gradient clipping).
 #include <concepts>
 #include <cstddef>
 #include <span>
@@ -31,6 +31,15 @@ void feedback_input_with(const par_t& policy, std::span<const T> e, std::span<co
                               [&](std::size_t, std::size_t begin, std::size_t end) {
                                 cpu::detail::feedback_input(e.data() + begin, g.data() + begin, scale, p.data() + begin,
                                                             end - begin);
+                              });
+}
+
+/// x *= factor, chunk by chunk (the reference's one rounding per element).
+template <std::floating_point T>
+void scale_with(const par_t& policy, std::span<T> x, T factor) {
+  cpu::detail::for_each_chunk(policy, x.size(), cpu::tuning::elementwise::chunk,
+                              [&](std::size_t, std::size_t begin, std::size_t end) {
+                                for (std::size_t i = begin; i < end; ++i) x[i] = factor * x[i];
                               });
 }
 

@@ -34,19 +34,7 @@ void compress_with(const par_t& policy, qsgd& c, std::span<const T> x, quantized
     c.compress(seq, x, out);
     return;
   }
-  const gradcomp::detail::counter_stream stream(c.seed, c.step);
-  const std::uint32_t coded_or = cpu::detail::fill_levels(
-      policy, x.size(), out.levels, [&](std::size_t begin, std::size_t end, std::int32_t* levels) -> std::uint32_t {
-        if (!(scale > T(0))) {  // x == 0, or ||x|| / s below T's smallest subnormal: all levels 0
-          std::fill(levels, levels + (end - begin), 0);
-          return 0;
-        }
-        return cpu::simd::dispatch(
-            [&](auto tag) { return qsgd_levels(tag, x.data(), begin, end, scale, stream, levels); });
-      });
-  out.dim = x.size();
-  out.scale = scale;
-  out.level_bits = gradcomp::detail::bits_to_hold(coded_or);
+  cpu::detail::stochastic_levels(policy, x, scale, gradcomp::detail::counter_stream(c.seed, c.step), out);
   ++c.step;
 }
 

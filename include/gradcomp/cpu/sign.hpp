@@ -1,7 +1,8 @@
 #pragma once
-// scaled_sign and blockwise_sign on exec::par: one pass over x that computes, chunk by
+// sign, scaled_sign and blockwise_sign on exec::par: one pass over x that computes, chunk by
 // chunk, the block scales (cpu/block_means.hpp) and the sign bits of the chunk's 64-bit
 // words, bit-identical to detail::sign_compress.
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +11,7 @@
 
 #include "../compressors/blockwise_sign.hpp"
 #include "../compressors/scaled_sign.hpp"
+#include "../compressors/sign.hpp"
 #include "../detail/bits.hpp"
 #include "../detail/reduce.hpp"
 #include "../payload/sign.hpp"
@@ -52,6 +54,16 @@ void sign_compress(const exec::par_t& policy, std::span<const T> x, std::size_t 
   if (!short_blocks) scales_from_segments(x, layout, sums.data(), scales);
 }
 
+/// The sign bits of x into out.negative, chunk by chunk (every word is written).
+template <class T>
+void pack_sign_bits(const exec::par_t& policy, std::span<const T> x, sign_vector<T>& out) {
+  out.negative.resize(gradcomp::detail::words_for_bits(x.size()));
+  std::uint64_t* words = out.negative.data();
+  for_each_chunk(policy, x.size(), sign_chunk, [&](std::size_t, std::size_t begin, std::size_t end) {
+    simd::dispatch([&](auto tag) { pack_negative(tag, x.data() + begin, end - begin, words + begin / 64); });
+  });
+}
+
 }  // namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail
 
 namespace gradcomp::exec::inline GRADCOMP_CPU_ABI {
@@ -60,6 +72,15 @@ namespace gradcomp::exec::inline GRADCOMP_CPU_ABI {
 template <std::floating_point T>
 void compress_with(const par_t& policy, const scaled_sign&, std::span<const T> x, sign_vector<T>& out) {
   cpu::detail::sign_compress(policy, x, x.empty() ? std::size_t{1} : x.size(), out);
+}
+
+/// sign on exec::par; bit-identical to exec::seq.
+template <std::floating_point T>
+void compress_with(const par_t& policy, const sign&, std::span<const T> x, sign_vector<T>& out) {
+  out.dim = x.size();
+  out.block_size = std::max<std::size_t>(x.size(), 1);
+  out.scales.assign(x.empty() ? 0 : 1, T(1));
+  cpu::detail::pack_sign_bits(policy, x, out);
 }
 
 /// blockwise_sign on exec::par; bit-identical to exec::seq.

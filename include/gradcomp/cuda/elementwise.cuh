@@ -1,7 +1,7 @@
 #pragma once
 // Element-wise kernels of the CUDA back end: the error-feedback input p = e + scale * g
 // (detail::feedback_element, the reference's own rule, with g read as float32, bfloat16 or
-// float16 and widened exactly) and the widening of 16-bit gradients.
+// float16 and widened exactly), the widening of 16-bit gradients, and x *= factor.
 #include <cuda_runtime_api.h>
 
 #include <concepts>
@@ -33,6 +33,11 @@ __global__ void feedback_input_kernel(const T* e, const G* g, T scale, T* p, std
     p[i] = gradcomp::detail::feedback_element(e[i], gradient_at<T>(g, i), scale);
 }
 
+template <class T>
+__global__ void scale_kernel(T* x, T factor, std::size_t n) {
+  for (std::size_t i = global_thread(); i < n; i += grid_threads()) x[i] = factor * x[i];
+}
+
 template <half_precision H>
 __global__ void widen_kernel(const H* h, float* out, std::size_t n) {
   for (std::size_t i = global_thread(); i < n; i += grid_threads()) out[i] = to_float(h[i]);
@@ -58,6 +63,15 @@ namespace gradcomp::cuda {
 template <std::floating_point T>
 void feedback_input_with(const par_t& policy, std::span<const T> e, std::span<const T> g, T scale, std::span<T> p) {
   detail::feedback_input(policy, e, g, scale, p);
+}
+
+/// x *= factor on the device (the reference's one rounding per element).
+template <std::floating_point T>
+void scale_with(const par_t& policy, std::span<T> x, T factor) {
+  if (x.empty()) return;
+  detail::scale_kernel<<<detail::elementwise_grid(x.size()),
+                         tuning::elementwise::block_threads, 0, policy.stream>>>(x.data(), factor, x.size());
+  detail::check_launch("scale", "scale_kernel");
 }
 
 /// out[i] = to_float(h[i]) on the device.

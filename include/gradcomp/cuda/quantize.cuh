@@ -1,5 +1,5 @@
 #pragma once
-// qsgd and grid_rounding on the GPU: the levels of exec::seq (the reference's element rules
+// qsgd, terngrad and grid_rounding on the GPU: the levels of exec::seq (the reference's element rules
 // detail::qsgd_level and detail::grid_level with the same counter stream), the same scale,
 // the same level_bits, and the same errors.
 //
@@ -30,6 +30,7 @@
 
 #include "../compressors/grid_rounding.hpp"
 #include "../compressors/qsgd.hpp"
+#include "../compressors/terngrad.hpp"
 #include "../detail/bitpack.hpp"
 #include "../detail/element_rules.hpp"
 #include "../detail/random.hpp"
@@ -83,6 +84,18 @@ struct non_finite_if_squares_are {
   const quantize_state* state;
   __device__ bool active() const { return !std::isfinite(state->squares); }
   __device__ bool operator()(std::size_t i) const { return !std::isfinite(x[i]); }
+};
+
+/// x is NaN or Inf (terngrad rejects it).
+template <class T>
+struct non_finite {
+  __device__ bool operator()(T x) const { return !std::isfinite(x); }
+};
+
+/// Every entry's largest |x_i| goes to one place (terngrad's scale).
+struct shared_target {
+  unsigned long long* target;
+  __device__ unsigned long long* operator()(std::size_t) const { return target; }
 };
 
 /// grid_rounding rejects x.
@@ -256,6 +269,34 @@ void compress_with(const par_t& policy, qsgd& c, std::span<const T> x, quantized
   ++c.step;
 }
 
+/// out = terngrad(x), x in device memory; then c.step advances. Synchronises once: the first
+/// non-finite entry and the largest |x_i| (an integer atomicMax on its bits, exact in any
+/// order) come back together.
+template <std::floating_point T>
+void compress_with(const par_t& policy, terngrad& c, std::span<const T> x, quantized_vector<T>& out) {
+  constexpr const char* where = "terngrad";
+  const std::size_t d = x.size();
+  auto* state = static_cast<detail::quantize_state*>(
+      policy.workspace().reserve(sizeof(detail::quantize_state), policy.stream));
+  detail::quantize_state_init_kernel<<<1, 1, 0, policy.stream>>>(state, d);
+  detail::check_launch(where, "quantize_state_init_kernel");
+  detail::first_index_async(policy, d, detail::rejected_at<T, detail::non_finite<T>>{x.data(), {}}, &state->first_bad,
+                            where);
+  if (d > 0) {
+    detail::largest_finite_kernel<<<detail::elementwise_grid(d), tuning::elementwise::block_threads, 0,
+                                    policy.stream>>>(x.data(), d, detail::shared_target{&state->largest});
+    detail::check_launch(where, "largest_finite_kernel");
+  }
+  const detail::quantize_state s = detail::read_state(policy, state, where);
+  if (s.first_bad < d) detail::reference_rejects(c, x, where);
+  // max |x_i| of T, held exactly as a double (0: every entry is zero).
+  const T scale = s.largest == 0 ? T(0) : static_cast<T>(std::bit_cast<double>(s.largest));
+  out.prepare(d, scale);
+  detail::write_levels(policy, x, detail::qsgd_rule<T>{gradcomp::detail::counter_stream(c.seed, c.step), scale}, out,
+                       where);
+  ++c.step;
+}
+
 /// out = grid_rounding(x), x in device memory; then c.step advances. Synchronises once.
 template <std::floating_point T>
 void compress_with(const par_t& policy, grid_rounding& c, std::span<const T> x, quantized_vector<T>& out) {
@@ -285,6 +326,10 @@ void decompress_add_with(const par_t& policy, const quantized_vector<T>& p, std:
 
 template <class T>
 struct device_payload<qsgd, T> {
+  using type = quantized_vector<T>;
+};
+template <class T>
+struct device_payload<terngrad, T> {
   using type = quantized_vector<T>;
 };
 template <class T>

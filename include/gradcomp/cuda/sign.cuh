@@ -1,5 +1,6 @@
 #pragma once
-// scaled_sign and blockwise_sign on the GPU: per block of b elements the scale
+// sign, scaled_sign and blockwise_sign on the GPU: per block of b elements the scale (1 for
+// the unscaled sign)
 // mean_abs(block) = ||x_block||_1 / |block| in the reference order (detail/reduce.hpp), and
 // one bit per element, set where detail::sign_bit_of(x_i). The same bits as exec::seq.
 //
@@ -27,6 +28,7 @@
 
 #include "../compressors/blockwise_sign.hpp"
 #include "../compressors/scaled_sign.hpp"
+#include "../compressors/sign.hpp"
 #include "../detail/element_rules.hpp"
 #include "../detail/reduce.hpp"
 #include "decompress.cuh"
@@ -148,6 +150,21 @@ struct sign_decoded {
   }
 };
 
+/// out's sign bits (every word, bits past d zero), from warp ballots.
+template <class T>
+void sign_bits_async(const par_t& policy, std::span<const T> x, cuda::sign_vector<T>& out, const char* where) {
+  const std::size_t half_count = 2 * gradcomp::detail::words_for_bits(x.size());
+  sign_bits_kernel<<<grid_for(half_count * 32, tuning::elementwise::block_threads, tuning::elementwise::max_blocks),
+                     tuning::elementwise::block_threads, 0, policy.stream>>>(
+      x.data(), x.size(), reinterpret_cast<std::uint32_t*>(out.negative()), half_count);
+  check_launch(where, "sign_bits_kernel");
+}
+
+template <class T>
+__global__ void unit_scale_kernel(T* scales) {
+  scales[0] = T(1);
+}
+
 /// out = blocks of b elements of x: scales and sign bits.
 template <class T>
 void sign_compress(const par_t& policy, std::span<const T> x, std::size_t b, cuda::sign_vector<T>& out) {
@@ -170,11 +187,7 @@ void sign_compress(const par_t& policy, std::span<const T> x, std::size_t b, cud
   auto* rescued = may_rescue ? static_cast<double*>(temp.at(base, rescued_slot)) : nullptr;
   cudaStream_t stream = policy.stream;
 
-  const std::size_t half_count = 2 * gradcomp::detail::words_for_bits(d);
-  sign_bits_kernel<<<grid_for(half_count * 32, tuning::elementwise::block_threads, tuning::elementwise::max_blocks),
-                     tuning::elementwise::block_threads, 0, stream>>>(
-      x.data(), d, reinterpret_cast<std::uint32_t*>(out.negative()), half_count);
-  check_launch(where, "sign_bits_kernel");
+  sign_bits_async(policy, x, out, where);
 
   const unsigned pair_grid = grid_for(layout.pairs(), 1, tuning::reduce::max_blocks);
   const unsigned block_grid = grid_for(layout.blocks, tuning::elementwise::block_threads, tuning::elementwise::max_blocks);
@@ -210,6 +223,16 @@ void sign_compress(const par_t& policy, std::span<const T> x, std::size_t b, cud
 namespace gradcomp::cuda {
 
 /// out = scaled_sign(x), x in device memory: one block of d elements.
+/// out = sign(x), unscaled (one block of d, scale 1), x in device memory.
+template <std::floating_point T>
+void compress_with(const par_t& policy, const sign&, std::span<const T> x, sign_vector<T>& out) {
+  out.prepare(x.size(), std::max<std::size_t>(x.size(), 1));
+  if (x.empty()) return;
+  detail::sign_bits_async(policy, x, out, "sign");
+  detail::unit_scale_kernel<<<1, 1, 0, policy.stream>>>(out.scales());
+  detail::check_launch("sign", "unit_scale_kernel");
+}
+
 template <std::floating_point T>
 void compress_with(const par_t& policy, const scaled_sign&, std::span<const T> x, sign_vector<T>& out) {
   detail::sign_compress(policy, x, x.empty() ? std::size_t{1} : x.size(), out);
@@ -228,6 +251,10 @@ void decompress_add_with(const par_t& policy, const sign_vector<T>& p, std::span
   detail::add_decoded(policy, p.dim(), detail::sign_decoded<T>{p.scales(), p.negative(), p.block_size()}, dense, alpha);
 }
 
+template <class T>
+struct device_payload<sign, T> {
+  using type = sign_vector<T>;
+};
 template <class T>
 struct device_payload<scaled_sign, T> {
   using type = sign_vector<T>;

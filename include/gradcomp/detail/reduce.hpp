@@ -30,6 +30,7 @@
 // scale the result back.
 #include <array>
 #include <bit>
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <optional>
@@ -151,6 +152,15 @@ double l1_norm(std::span<const T> x) {
 template <class T>
 double squared_norm(std::span<const T> x) {
   return ordered_sum(x, [](T v) { return square_summand(v); });
+}
+
+/// max |x_i| (0 for empty x), for finite x. The maximum is exact and does not depend on the
+/// order it is taken in, so every back end gets these bits however it splits x.
+template <class T>
+T max_abs(std::span<const T> x) noexcept {
+  T largest = T(0);
+  for (const T v : x) largest = std::max(largest, std::fabs(v));
+  return largest;
 }
 
 /// The exponent e with largest * 2^-e in [0.5, 1), for a finite largest > 0.

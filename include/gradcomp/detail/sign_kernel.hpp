@@ -1,5 +1,5 @@
 #pragma once
-// The sign kernel shared by scaled_sign and blockwise_sign.
+// The sign kernels shared by sign, scaled_sign and blockwise_sign.
 #include <cstddef>
 #include <span>
 
@@ -8,6 +8,13 @@
 #include "reduce.hpp"
 
 namespace gradcomp::detail {
+
+/// Sets bit i of out.negative (cleared beforehand) for every x_i < 0 (detail::sign_bit_of).
+template <class T>
+void pack_sign_bits(std::span<const T> x, sign_vector<T>& out) {
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (sign_bit_of(x[i])) out.negative[i / 64] |= std::uint64_t{1} << (i % 64);
+}
 
 /// out = per block of b elements: scale = ||x_block||_1 / |block| (detail::mean_abs: the
 /// fixed summation order, overflow-safe, rounded once to T), and one bit per element set when
@@ -20,8 +27,7 @@ void sign_compress(std::span<const T> x, std::size_t b, sign_vector<T>& out) {
     const std::size_t n = x.size() - begin < b ? x.size() - begin : b;
     out.scales[block] = static_cast<T>(mean_abs(x.subspan(begin, n)));
   }
-  for (std::size_t i = 0; i < x.size(); ++i)
-    if (sign_bit_of(x[i])) out.negative[i / 64] |= std::uint64_t{1} << (i % 64);
+  pack_sign_bits(x, out);
 }
 
 }  // namespace gradcomp::detail

@@ -32,6 +32,8 @@ enum class wire_kind : std::uint8_t {
   sign = 3,           // sign_vector: one scale per block + 1 bit per element
   quantized = 4,      // quantized_vector: scale + packed integer levels
   dense = 5,          // dense_vector: every value
+  float_code = 6,     // float_code_vector: power-of-two pre-scale + a 16-, 12- or 9-bit float code per element
+  bucket_quantized = 7,  // bucket_quantized_vector: (min, unit) per bucket + packed levels
 };
 
 /// The format version of each payload kind. Version 2 of the seeded sparse payload means
@@ -185,6 +187,8 @@ inline const char* kind_name(std::uint8_t kind) {
     case 3: return "sign";
     case 4: return "quantized";
     case 5: return "dense";
+    case 6: return "float code";
+    case 7: return "bucket quantized";
     default: return "unknown";
   }
 }

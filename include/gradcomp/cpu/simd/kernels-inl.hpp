@@ -50,3 +50,4 @@
 #include "select-inl.hpp"
 #include "elementwise-inl.hpp"
 #include "levels-inl.hpp"
+#include "maxmin-inl.hpp"

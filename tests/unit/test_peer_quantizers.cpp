@@ -1,0 +1,307 @@
+// TernGrad, the unscaled sign and momentum<C> (Signum, DGC's momentum correction and
+// masking): definitions, categories, statistics and errors.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gradcomp/gradcomp.hpp>
+
+#include "test_support.hpp"
+
+namespace gc = gradcomp;
+namespace gt = gradcomp_test;
+
+static_assert(gc::unbiased_compressor<gc::terngrad, float>);
+static_assert(!gc::contractive_compressor<gc::terngrad, double>);
+static_assert(!gc::absolute_compressor<gc::terngrad, double>);
+static_assert(gc::seeded_compressor<gc::terngrad>);
+static_assert(std::is_same_v<gc::payload_t<gc::terngrad, float>, gc::quantized_vector<float>>);
+// The unscaled sign has no bound of any kind (sign.hpp says why).
+static_assert(gc::compressor<gc::sign, double>);
+static_assert(!gc::contractive_compressor<gc::sign, float>);
+static_assert(!gc::unbiased_compressor<gc::sign, float>);
+static_assert(!gc::absolute_compressor<gc::sign, float>);
+static_assert(std::is_same_v<gc::payload_t<gc::sign, float>, gc::sign_vector<float>>);
+// momentum<C> is a compressor with C's payload and aggregation.
+static_assert(gc::compressor<gc::momentum<gc::top_k, float>, float>);
+static_assert(std::is_same_v<gc::payload_t<gc::momentum<gc::sign, double>, double>, gc::sign_vector<double>>);
+static_assert(gc::aggregation_of_v<gc::momentum<gc::random_k, float>> == gc::aggregation_class::allreduce);
+
+namespace {
+
+template <class T>
+std::vector<T> decoded(const auto& payload, std::size_t d) {
+  std::vector<T> dense(d, T(0));
+  gc::decompress_add(payload, std::span<T>(dense));
+  return dense;
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("terngrad: levels in {-1, 0, 1} at scale max |x|, following QSGD's rule", T, float, double) {
+  for (const gt::input_kind kind : gt::all_input_kinds) {
+    const std::string kind_name = gt::to_string(kind);
+    CAPTURE(kind_name);
+    const std::vector<T> x = gt::make_input<T>(kind, 777, 9);
+    gc::terngrad c{.seed = 3, .step = 5};
+    gc::quantized_vector<T> p;
+    gc::compress(gc::exec::seq, c, x, p);
+    CHECK(c.step == 6);
+    T largest = T(0);
+    for (const T v : x) largest = std::max(largest, std::fabs(v));
+    CHECK(p.scale == largest);
+    CHECK(p.dim == x.size());
+    CHECK(p.level_bits <= 2);
+    const gc::detail::counter_stream stream(3, 5);
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      CAPTURE(i);
+      REQUIRE(std::abs(p.levels[i]) <= 1);
+      if (largest == T(0)) {
+        CHECK(p.levels[i] == 0);
+        continue;
+      }
+      // b_i = 1 exactly when the draw is below |x_i| / s (QSGD's stochastic rounding of r <= 1).
+      const double r = std::fabs(static_cast<double>(x[i])) / static_cast<double>(largest);
+      const bool up = r == 1.0 || stream.uniform(i) < r;
+      CHECK(p.levels[i] == (up ? (x[i] < T(0) ? -1 : 1) : 0));
+    }
+    // The largest entries are always sent, zeros never.
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      if (largest > T(0) && std::fabs(x[i]) == largest) CHECK(std::abs(p.levels[i]) == 1);
+      if (x[i] == T(0)) CHECK(p.levels[i] == 0);
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("terngrad: unbiased, with variance s ||x||_1 - ||x||^2 within omega = sqrt(d) - 1", T, float, double) {
+  constexpr int draws = 4000;
+  for (const gt::input_kind kind : {gt::input_kind::normal, gt::input_kind::heavy_tailed, gt::input_kind::with_zeros,
+                                    gt::input_kind::ties}) {
+    const std::string kind_name = gt::to_string(kind);
+    CAPTURE(kind_name);
+    const std::size_t d = 11;
+    const std::vector<T> x = gt::make_input<T>(kind, d, 17);
+    std::vector<long double> mean(d, 0);
+    long double mean_sq_err = 0;
+    gc::terngrad c{.seed = 99};
+    gc::quantized_vector<T> p;
+    for (int k = 0; k < draws; ++k) {
+      gc::compress(gc::exec::seq, c, x, p);
+      const std::vector<T> y = decoded<T>(p, d);
+      for (std::size_t i = 0; i < d; ++i) mean[i] += y[i];
+      mean_sq_err += gt::squared_distance<T>(x, y);
+    }
+    mean_sq_err /= draws;
+    long double s = 0, l1 = 0, var_of_sq_err = 0;
+    for (const T v : x) s = std::max(s, std::fabs(static_cast<long double>(v)));
+    REQUIRE(s > 0);
+    for (std::size_t i = 0; i < d; ++i) {
+      CAPTURE(i);
+      const long double a = std::fabs(static_cast<long double>(x[i])), q = a / s;
+      const long double sigma = s * std::sqrt(q * (1 - q) / draws);
+      CHECK(std::fabs(mean[i] / draws - static_cast<long double>(x[i])) <= 5 * sigma + 1e-6L * s);
+      l1 += a;
+      // The squared error (s - a)^2 or a^2 with probabilities q, 1 - q.
+      const long double hi = (s - a) * (s - a), lo = a * a, m = q * hi + (1 - q) * lo;
+      var_of_sq_err += q * (hi - m) * (hi - m) + (1 - q) * (lo - m) * (lo - m);
+    }
+    const long double norm2 = gt::squared_norm_ld<T>(x);
+    const long double expected = s * l1 - norm2;
+    CHECK(expected <= c.omega(d) * norm2 * (1 + 1e-9L));
+    CHECK(std::fabs(mean_sq_err - expected) <= 5 * std::sqrt(var_of_sq_err / draws) + 1e-5L * norm2);
+  }
+  CHECK(gc::terngrad{}.omega(0) == 0.0);
+  CHECK(gc::terngrad{}.omega(100) == doctest::Approx(9.0));
+}
+
+TEST_CASE_TEMPLATE("terngrad: NaN or Inf throws naming the first, payload and step unchanged", T, float, double) {
+  const std::vector<T> good{T(1), T(-2), T(0.5)};
+  gc::terngrad c{.seed = 1};
+  gc::quantized_vector<T> p;
+  gc::compress(gc::exec::seq, c, good, p);
+  const auto before = p;
+  for (const T bad : {std::numeric_limits<T>::quiet_NaN(), std::numeric_limits<T>::infinity()}) {
+    std::vector<T> x{T(1), bad, T(3), bad};
+    CHECK_THROWS_WITH_AS(gc::compress(gc::exec::seq, c, x, p), doctest::Contains("x[1]"), gc::error);
+    CHECK(p == before);
+    CHECK(c.step == 1);
+  }
+  // The extremes are fine: the scale is an entry, every level decodes to a finite value.
+  const T big = std::numeric_limits<T>::max();
+  std::vector<T> x{big, -big, std::numeric_limits<T>::denorm_min(), T(0)};
+  gc::compress(gc::exec::seq, c, x, p);
+  const std::vector<T> y = decoded<T>(p, x.size());
+  CHECK(y[0] == big);
+  CHECK(y[1] == -big);
+  CHECK(y[3] == T(0));
+  CHECK(gc::wire_bytes(p) == gc::detail::header_bytes + 8 + sizeof(T) + 1);  // 2 bits x 4
+}
+
+TEST_CASE_TEMPLATE("sign: +1 / -1 with scale 1, NaN and zeros as +1, empty input", T, float, double) {
+  const T nan = std::numeric_limits<T>::quiet_NaN(), inf = std::numeric_limits<T>::infinity();
+  const std::vector<T> x{T(3), T(-0.25), T(0), -T(0), nan, -inf, inf, std::numeric_limits<T>::denorm_min(),
+                         -std::numeric_limits<T>::denorm_min()};
+  gc::sign_vector<T> p;
+  gc::compress(gc::exec::seq, gc::sign{}, x, p);
+  CHECK(p.dim == x.size());
+  CHECK(p.scales == std::vector<T>{T(1)});
+  CHECK(decoded<T>(p, x.size()) == std::vector<T>{1, -1, 1, 1, 1, -1, 1, 1, -1});
+  CHECK(gc::wire_bytes(p) == gc::detail::header_bytes + 8 + sizeof(T) + 2);
+  gc::compress(gc::exec::seq, gc::sign{}, std::vector<T>{}, p);
+  CHECK(p.dim == 0);
+  CHECK(p.scales.empty());
+}
+
+TEST_CASE("sign: in none of the categories, as sign.hpp says") {
+  // Not contractive for any delta > 0: a tiny vector's error is about d times its norm.
+  const std::size_t d = 100;
+  std::vector<double> x(d, 0.0);
+  x[0] = 1e-3;
+  gc::sign_vector<double> p;
+  gc::compress(gc::exec::seq, gc::sign{}, x, p);
+  CHECK(gt::squared_distance<double>(x, decoded<double>(p, d)) > (d - 1) * gt::squared_norm_ld<double>(x));
+  // Not absolute: a large constant vector's error grows without bound.
+  std::vector<double> big(d, 1e6);
+  gc::compress(gc::exec::seq, gc::sign{}, big, p);
+  CHECK(gt::squared_distance<double>(big, decoded<double>(p, d)) > 1e13);
+}
+
+TEST_CASE_TEMPLATE("momentum: u = g + beta u before the compressor, bit for bit as sgd's momentum", T, float, double) {
+  const std::size_t d = 300;
+  const T beta = static_cast<T>(0.9);
+  gc::momentum<gc::identity, T> m(gc::identity{}, d, 0.9);
+  CHECK(m.beta() == beta);
+  std::vector<T> u(d, T(0));
+  for (int step = 0; step < 5; ++step) {
+    const std::vector<T> g = gt::make_input<T>(gt::all_input_kinds[static_cast<std::size_t>(step)], d, 40 + step);
+    for (std::size_t i = 0; i < d; ++i) u[i] = beta * u[i] + g[i];
+    const auto& msg = m.compress(gc::exec::seq, std::span<const T>(g));
+    CHECK(gt::same_bits(msg.values, u));
+    CHECK(gt::same_bits(std::vector<T>(m.velocity().begin(), m.velocity().end()), u));
+    CHECK(&msg == &m.message());
+  }
+  m.reset();
+  for (const T v : m.velocity()) CHECK(v == T(0));
+}
+
+TEST_CASE_TEMPLATE("momentum: Signum's messages equal sign of the damped momentum", T, float, double) {
+  const std::size_t d = 257;
+  gc::momentum<gc::sign, T> signum(gc::sign{}, d, 0.5);  // beta = 1/2: both recursions are exact
+  std::vector<T> damped(d, T(0));
+  for (int step = 0; step < 6; ++step) {
+    const std::vector<T> g = gt::make_input<T>(gt::input_kind::integers, d, 70 + step);
+    for (std::size_t i = 0; i < d; ++i) damped[i] = T(0.5) * damped[i] + T(0.5) * g[i];
+    const auto& msg = signum.compress(gc::exec::seq, std::span<const T>(g));
+    for (std::size_t i = 0; i < d; ++i) CHECK(msg.is_negative(i) == (damped[i] < T(0)));
+  }
+}
+
+TEST_CASE_TEMPLATE("momentum: DGC's masking zeroes the velocity where the message was sent", T, float, double) {
+  const std::size_t d = 200;
+  using ef = gc::error_feedback<gc::top_k, T>;
+  gc::momentum<ef, T> dgc(ef(gc::top_k{.k = 7}, d), d, 0.9, gc::momentum_masking::sent);
+  gc::momentum<ef, T> plain(ef(gc::top_k{.k = 7}, d), d, 0.9);
+  std::vector<T> u(d, T(0)), e(d, T(0));
+  for (int step = 0; step < 4; ++step) {
+    const std::vector<T> g = gt::make_input<T>(gt::input_kind::heavy_tailed, d, 90 + step);
+    for (std::size_t i = 0; i < d; ++i) u[i] = static_cast<T>(0.9) * u[i] + g[i];
+    std::vector<T> v(d);
+    for (std::size_t i = 0; i < d; ++i) v[i] = e[i] + u[i];  // momentum correction: e accumulates u
+    const gc::sparse_vector<T> msg = dgc.compress(gc::exec::seq, std::span<const T>(g));
+    gc::sparse_vector<T> expected;
+    gc::compress(gc::exec::seq, gc::top_k{.k = 7}, v, expected);
+    CHECK(msg == expected);
+    for (std::size_t i = 0; i < d; ++i) e[i] = v[i];
+    for (const auto i : msg.indices) {
+      e[i] = T(0);
+      u[i] = T(0);
+    }
+    CHECK(gt::same_bits(std::vector<T>(dgc.velocity().begin(), dgc.velocity().end()), u));
+    CHECK(gt::same_bits(std::vector<T>(dgc.base().error().begin(), dgc.base().error().end()), e));
+    plain.compress(gc::exec::seq, std::span<const T>(g));
+  }
+  // Without masking the sent coordinates keep their velocity.
+  std::size_t nonzero = 0;
+  for (const auto i : plain.message().indices) nonzero += plain.velocity()[i] != T(0);
+  CHECK(nonzero > 0);
+}
+
+TEST_CASE_TEMPLATE("momentum: bad parameters and failed steps change nothing", T, float, double) {
+  CHECK_THROWS_WITH_AS((gc::momentum<gc::sign, T>(gc::sign{}, 4, 1.0)), doctest::Contains("beta must be in [0, 1)"),
+                       gc::error);
+  CHECK_THROWS_WITH_AS((gc::momentum<gc::sign, T>(gc::sign{}, 4, -0.1)), doctest::Contains("beta"), gc::error);
+  CHECK_THROWS_WITH_AS((gc::momentum<gc::sign, T>(gc::sign{}, 4, 0.5, gc::momentum_masking::sent)),
+                       doctest::Contains("needs a payload with indices"), gc::error);
+  const T big = std::numeric_limits<T>::max();
+  gc::momentum<gc::terngrad, T> m(gc::terngrad{.seed = 2}, 3, 0.5);
+  const std::vector<T> g{T(1), T(-1), big};
+  m.compress(gc::exec::seq, std::span<const T>(g));
+  const std::vector<T> velocity(m.velocity().begin(), m.velocity().end());
+  const auto message = m.message();
+  const std::uint64_t step = m.base().step;
+  CHECK_THROWS_WITH_AS(m.compress(gc::exec::seq, std::span<const T>(std::vector<T>{T(1), T(2)})),
+                       doctest::Contains("input size 2"), gc::error);
+  CHECK_THROWS_WITH_AS(m.compress(gc::exec::seq, std::span<const T>(std::vector<T>{T(0), T(0), big})),
+                       doctest::Contains("not finite at [2]"), gc::error);  // big + big / 2
+
+  CHECK(gt::same_bits(std::vector<T>(m.velocity().begin(), m.velocity().end()), velocity));
+  CHECK(m.message() == message);
+  CHECK(m.base().step == step);
+  // The compressor rejects the velocity (QSGD's scale ||u|| overflows): nothing changes either.
+  gc::momentum<gc::qsgd, T> q(gc::qsgd{.s = 1, .seed = 4}, 3, 0.5);
+  q.compress(gc::exec::seq, std::span<const T>(g));
+  const std::vector<T> q_velocity(q.velocity().begin(), q.velocity().end());
+  CHECK_THROWS_WITH_AS(q.compress(gc::exec::seq, std::span<const T>(std::vector<T>{big, big, T(0)})),
+                       doctest::Contains("qsgd"), gc::error);
+  CHECK(gt::same_bits(std::vector<T>(q.velocity().begin(), q.velocity().end()), q_velocity));
+  CHECK(q.base().step == 1);
+}
+
+TEST_CASE_TEMPLATE("momentum: checkpoints hold the velocity and the wrapped state, and resume bit for bit", T, float,
+                   double) {
+  const std::size_t d = 64;
+  using ef = gc::error_feedback<gc::top_k, T>;
+  gc::momentum<ef, T> dgc(ef(gc::top_k{.k = 3}, d), d, 0.9, gc::momentum_masking::sent);
+  gc::momentum<gc::terngrad, T> tern(gc::terngrad{.seed = 4}, d, 0.5);
+  for (int step = 0; step < 3; ++step) {
+    const std::vector<T> g = gt::make_input<T>(gt::input_kind::normal, d, 10 + step);
+    dgc.compress(gc::exec::seq, std::span<const T>(g));
+    tern.compress(gc::exec::seq, std::span<const T>(g));
+  }
+  std::stringstream dgc_bytes, tern_bytes;
+  dgc.save(dgc_bytes);
+  tern.save(tern_bytes);
+  gc::momentum<ef, T> dgc2(ef(gc::top_k{.k = 3}, d), d, 0.9, gc::momentum_masking::sent);
+  gc::momentum<gc::terngrad, T> tern2(gc::terngrad{.seed = 4}, d, 0.5);
+  dgc2.load(dgc_bytes);
+  tern2.load(tern_bytes);
+  CHECK(dgc2.steps() == 3);
+  CHECK(tern2.base().step == 3);
+  CHECK(gt::same_bits(dgc2.base().error(), dgc.base().error()));
+  const std::vector<T> g = gt::make_input<T>(gt::input_kind::heavy_tailed, d, 99);
+  CHECK(dgc2.compress(gc::exec::seq, std::span<const T>(g)) == dgc.compress(gc::exec::seq, std::span<const T>(g)));
+  CHECK(tern2.compress(gc::exec::seq, std::span<const T>(g)) == tern.compress(gc::exec::seq, std::span<const T>(g)));
+  CHECK(gt::same_bits(dgc2.velocity(), dgc.velocity()));
+
+  // Another wrapped compressor, another dimension, or a truncated stream: rejected, nothing changes.
+  std::stringstream again;
+  tern.save(again);
+  const std::vector<T> velocity(dgc2.velocity().begin(), dgc2.velocity().end());
+  CHECK_THROWS_WITH_AS(dgc2.load(again), doctest::Contains("compressor mismatch"), gc::error);
+  gc::momentum<gc::terngrad, T> other_dim(gc::terngrad{}, d + 1, 0.5);
+  std::stringstream again2;
+  tern.save(again2);
+  CHECK_THROWS_WITH_AS(other_dim.load(again2), doctest::Contains("dimension mismatch"), gc::error);
+  std::stringstream full;
+  dgc.save(full);
+  std::stringstream truncated(full.str().substr(0, full.str().size() - 5));  // the inner checkpoint is cut
+  CHECK_THROWS_AS(dgc2.load(truncated), gc::error);
+  CHECK(gt::same_bits(std::vector<T>(dgc2.velocity().begin(), dgc2.velocity().end()), velocity));
+  CHECK(dgc2.steps() == 4);
+}
