@@ -4,14 +4,10 @@
 // The reference tree splits into independent pieces that map onto threads: every block of
 // 4096 elements is a subtree (summed by the SIMD kernel of simd/reduce-inl.hpp), and the
 // pairwise tree over the block sums is added on the calling thread afterwards (one add per
-// 4096 elements). Threads compute the block sums of whole chunks. The largest magnitude
-// (max_abs) needs no tree: a maximum is the same in any order.
-#include <algorithm>
+// 4096 elements). Threads compute the block sums of whole chunks.
 #include <cmath>
 #include <cstddef>
-#include <limits>
 #include <span>
-#include <vector>
 
 #include "../detail/reduce.hpp"
 #include "kernel_types.hpp"
@@ -44,35 +40,6 @@ double ordered_sum(const exec::par_t& policy, std::span<const T> x) {
     block_sums<F>(x.data() + begin, end - begin, sums.data() + begin / B);
   });
   return sum_of_blocks(sums.span());
-}
-
-/// max |x_i| over x, and whether every x_i is finite, in chunks on the workers (the maximum
-/// is order-free, so this is detail::max_abs's value whenever x is finite).
-template <class T>
-struct magnitude_bound {
-  T largest;
-  bool finite;
-};
-
-template <class T>
-magnitude_bound<T> max_abs(const exec::par_t& policy, std::span<const T> x) {
-  std::vector<magnitude_bound<T>> chunks(chunk_count(x.size(), tuning::elementwise::chunk));
-  for_each_chunk(policy, x.size(), tuning::elementwise::chunk, [&](std::size_t c, std::size_t begin, std::size_t end) {
-    T largest = T(0);
-    bool finite = true;
-    for (std::size_t i = begin; i < end; ++i) {
-      const T a = std::fabs(x[i]);
-      finite &= a <= std::numeric_limits<T>::max();  // false for Inf and NaN
-      largest = a > largest ? a : largest;
-    }
-    chunks[c] = {largest, finite};
-  });
-  magnitude_bound<T> all{T(0), true};
-  for (const auto& c : chunks) {
-    all.largest = std::max(all.largest, c.largest);
-    all.finite &= c.finite;
-  }
-  return all;
 }
 
 /// detail::l1_norm on exec::par.

@@ -190,10 +190,7 @@ class ef21 {
 
   /// "ef21<top_k>" (the wrapped compressor's name, when it has one): messages and the name
   /// in the checkpoint.
-  static std::string where() {
-    const std::string_view nm = detail::compressor_name<C>();
-    return nm.empty() ? std::string("ef21") : "ef21<" + std::string(nm) + ">";
-  }
+  static std::string where() { return detail::wrapped_name<C>("ef21"); }
 
   C compressor_;
   std::vector<T> minus_h_;  // -h: the estimate, negated

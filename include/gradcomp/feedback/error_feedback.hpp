@@ -60,6 +60,14 @@ constexpr std::string_view compressor_name() {
     return {};
 }
 
+/// "wrapper<name>" for an adaptor around C (error_feedback<top_k>, ef21<top_k>, ...), or just
+/// "wrapper" when C has no name: how the adaptors name themselves in errors and checkpoints.
+template <class C>
+std::string wrapped_name(std::string_view wrapper) {
+  const std::string_view nm = compressor_name<C>();
+  return nm.empty() ? std::string(wrapper) : std::string(wrapper) + "<" + std::string(nm) + ">";
+}
+
 /// Index of the first non-finite entry of x, or x.size().
 template <class T>
 std::size_t first_non_finite(std::span<const T> x) {
@@ -336,10 +344,7 @@ class error_feedback {
   }
 
   /// "error_feedback<top_k>" (the wrapped compressor's name, when it has one).
-  static std::string where() {
-    const std::string_view nm = detail::compressor_name<C>();
-    return nm.empty() ? std::string("error_feedback") : "error_feedback<" + std::string(nm) + ">";
-  }
+  static std::string where() { return detail::wrapped_name<C>("error_feedback"); }
 
   C compressor_;
   std::vector<T> residual_;

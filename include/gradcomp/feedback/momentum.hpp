@@ -139,10 +139,7 @@ class momentum {
   static constexpr bool carries_indices = requires(const Payload& p) { p.indices[0]; };
 
   /// "momentum<top_k>" (the wrapped compressor's name, when it has one).
-  static std::string where() {
-    const std::string_view nm = detail::compressor_name<C>();
-    return nm.empty() ? std::string("momentum") : "momentum<" + std::string(nm) + ">";
-  }
+  static std::string where() { return detail::wrapped_name<C>("momentum"); }
 
   template <class Policy>
   void step(const Policy& policy, std::span<const T> g, Payload& out) {
