@@ -2,7 +2,8 @@
 //
 //   gradcomp_reproduce convex      hard-threshold vs Top-k under EF-SGD, logistic regression
 //   gradcomp_reproduce nonconvex   an MLP on Fashion-MNIST: SGD, EF Top-k, EF hard-threshold,
-//                                  DoubleSqueeze and LIEC-SGD with scaled and blockwise sign
+//                                  DoubleSqueeze and LIEC-SGD with scaled and blockwise sign;
+//                                  --methods peers: the peers' compressors
 //
 // Workers are threads of this process (gc::comm::local) unless the program was started by
 // mpirun/mpiexec: then every MPI rank is one worker (gc::comm::mpi_communicator), and the
@@ -16,6 +17,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -199,12 +201,40 @@ struct nonconvex_cli {
   CLI::Option* workers = nullptr;
 };
 
+/// Every name --methods accepts: each method, and the lists "peers" and "all".
+std::vector<std::string> nonconvex_method_names() {
+  std::vector<std::string> names = repro::nonconvex_methods();
+  names.insert(names.end(), repro::peer_methods().begin(), repro::peer_methods().end());
+  names.insert(names.end(), {"peers", "all"});
+  return names;
+}
+
+/// --methods with "peers" and "all" expanded, in order and without repeats.
+std::vector<std::string> expand_methods(const std::vector<std::string>& given) {
+  std::vector<std::string> out;
+  const auto add = [&](const std::string& m) {
+    if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+  };
+  for (const auto& m : given) {
+    if (m == "all" || m == "peers") {
+      if (m == "all")
+        for (const auto& x : repro::nonconvex_methods()) add(x);
+      for (const auto& x : repro::peer_methods()) add(x);
+    } else {
+      add(m);
+    }
+  }
+  return out;
+}
+
 void add_nonconvex(CLI::App& app, nonconvex_cli& c) {
   auto* cmd = app.add_subcommand(
       "nonconvex",
       "Both papers' non-convex comparisons at small scale: a 784-128-10 MLP on Fashion-MNIST (10 classes), n workers: "
       "SGD, EF Top-k, EF hard-threshold (lambda calibrated to Top-k's density), EF scaled sign (MEM-SGD), "
-      "DoubleSqueeze and LIEC-SGD with scaled and blockwise sign; test accuracy against epochs and bytes.");
+      "DoubleSqueeze and LIEC-SGD with scaled and blockwise sign; test accuracy against epochs and bytes. "
+      "--methods peers runs the peers' compressors instead (QSGD, TernGrad, natural compression, 8-bit max-min, "
+      "fp16/bf16 casts, budget threshold, EF21, DGC, PowerSGD), --methods all both.");
   cmd->add_option("--fashion-dir", c.fashion_dir, "Directory of the Fashion-MNIST IDX files")->capture_default_str();
   cmd->add_option("--train-samples", c.train_samples,
                   "Keep only N training images (0: all 60000), drawn by a shuffle seeded with --seed");
@@ -242,9 +272,11 @@ void add_nonconvex(CLI::App& app, nonconvex_cli& c) {
                   "Length of hard-threshold's calibration runs as a fraction of a run")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 1.0));
-  cmd->add_option("--methods", c.methods, "Methods to run (default: all)")
+  cmd->add_option("--methods", c.methods,
+                  "Methods to run (default: the papers' methods); 'peers' adds the peers' compressors, 'all' both "
+                  "lists")
       ->capture_default_str()
-      ->check(CLI::IsMember(repro::nonconvex_methods()));
+      ->check(CLI::IsMember(nonconvex_method_names()));
   cmd->add_option("--out", c.out.dir, "Directory for the CSVs, plots and summary.json")->capture_default_str();
   cmd->add_flag("--no-plots", c.no_plots, "Do not run gnuplot");
 }
@@ -260,7 +292,7 @@ void run_nonconvex_command(nonconvex_cli& c) {
   on_workers(c.s.workers, c.workers->count() > 0, [&](auto& comm, int workers) {
     repro::nonconvex_settings s = c.s;
     s.workers = workers;
-    const auto result = repro::run_nonconvex_experiment(comm, data, s, c.methods);
+    const auto result = repro::run_nonconvex_experiment(comm, data, s, expand_methods(c.methods));
     if (comm.rank() == 0) repro::write_nonconvex_report(data, s, result, c.out);
   });
 }

@@ -7,6 +7,13 @@
 //                                Top-k's average density)
 //   ef_scaled_sign               ef_sgd + scaled sign (MEM-SGD, the LIEC paper's one-way baseline)
 //   double_squeeze_{scaled,blockwise}_sign, liec_{scaled,blockwise}_sign
+// and the peers' compressors (peer_methods()), each as its paper runs it:
+//   qsgd_4bit, terngrad, natural_compression, maxmin_8bit, float16_cast, bfloat16_cast
+//                                plain compressed SGD (ef_sgd without error feedback)
+//   ef_budget_threshold          ef_sgd + budget_threshold at Top-k's density
+//   ef21_top_k                   EF21-SGD: ef_sgd over ef21<top_k>
+//   dgc                          DGC's momentum correction and masking around EF Top-k
+//   powersgd_r1, powersgd_r2, powersgd_r4   powersgd_sgd, one tensor per layer
 // Logged: test accuracy of the averaged model, training loss, bytes and error, against
 // epochs and bytes. Each worker draws its batches from its own block of a seeded shuffle of
 // the canonically ordered training images (samples.hpp). A collective: every rank calls it
@@ -54,6 +61,15 @@ inline const std::vector<std::string>& nonconvex_methods() {
   return all;
 }
 
+/// The peers' compressors (issue 14's comparison); `--methods all` runs both lists.
+inline const std::vector<std::string>& peer_methods() {
+  static const std::vector<std::string> all{"qsgd_4bit",   "terngrad",      "natural_compression",
+                                            "maxmin_8bit", "float16_cast",  "bfloat16_cast",
+                                            "ef_budget_threshold", "ef21_top_k", "dgc", "powersgd_r1",
+                                            "powersgd_r2", "powersgd_r4"};
+  return all;
+}
+
 struct nonconvex_settings {
   int workers = 8;
   double epochs = 10;
@@ -68,6 +84,7 @@ struct nonconvex_settings {
   int points_per_epoch = 2;
   double calibration_fraction = 0.2;  // hard-threshold's calibration runs, as a fraction of a run
   double tolerance = 0.05;
+  double dgc_momentum = 0.9;  // DGC's beta; its lr is lr * (1 - beta), the same steady-state step
 };
 
 /// The images, both sets in canonical order (make_nonconvex_data).
@@ -128,6 +145,26 @@ void add_metrics(worker_totals& w, const gc::double_squeeze<C, Comm, float, S>& 
   for (int i = 0; i < shards; ++i) add_metrics(w, s.worker(i));
 }
 
+template <class Scheme>
+constexpr bool is_powersgd_sgd = false;
+template <class Comm>
+constexpr bool is_powersgd_sgd<gc::powersgd_sgd<Comm, float>> = true;
+
+/// DGC (momentum<error_feedback<C>> inside ef_sgd without error feedback): the residual that
+/// matters is the inner error feedback's.
+template <class C, class Comm>
+void add_metrics(worker_totals& w, const gc::ef_sgd<gc::momentum<gc::error_feedback<C, float>, float>, Comm, float>& s) {
+  w.elements_sent += static_cast<double>(s.feedback().metrics().elements_sent);
+  w.error += s.feedback().base().base().metrics().total_error;
+}
+
+/// EF21: the error is its own, ||lr g - h||^2 summed over steps.
+template <class C, class Comm>
+void add_metrics(worker_totals& w, const gc::ef_sgd<gc::ef21<C, float>, Comm, float>& s) {
+  w.elements_sent += static_cast<double>(s.feedback().metrics().elements_sent);
+  w.error += s.feedback().base().metrics().total_error;
+}
+
 /// The payload of LIEC-SGD's worker messages (nothing for the other schemes).
 template <class Scheme>
 struct liec_payload {
@@ -149,6 +186,8 @@ struct liec_payload<gc::liec_sgd<C, Comm, float, S>> {
 ///  - error: after a compressed step, lr^2 ||r_i||^2, the compression error that the step
 ///    compensated, in the same units (a step) as ||e||^2; a synchronising step compresses
 ///    nothing and adds 0.
+/// PowerSGD: elements are the values of P, Q and the uncompressed tensors it all-reduces each
+/// step; error is ||e_t||^2 of its residual, as for the EF schemes.
 template <class Scheme>
 class worker_meter {
  public:
@@ -173,11 +212,15 @@ class worker_meter {
   void after_step(const Scheme& s, double lr) {
     if constexpr (is_liec_sgd<Scheme>)
       if (!syncing_) liec_error_ += lr * lr * squared_norm(s.last_residual());
+    if constexpr (is_powersgd_sgd<Scheme>) {
+      liec_elements_ += static_cast<double>(s.compression().values_per_step());
+      liec_error_ += squared_norm(s.compression().residual());
+    }
   }
 
   worker_totals totals(const Scheme& s) const {
     worker_totals w;
-    if constexpr (is_liec_sgd<Scheme>) {
+    if constexpr (is_liec_sgd<Scheme> || is_powersgd_sgd<Scheme>) {
       w.elements_sent = liec_elements_;
       w.error = liec_error_;
     } else {
@@ -191,7 +234,7 @@ class worker_meter {
  private:
   std::uint64_t sync_every_;
   bool syncing_ = false;
-  double liec_elements_ = 0;
+  double liec_elements_ = 0;  // LIEC-SGD and PowerSGD: what the meter counted itself
   double liec_error_ = 0;
   typename liec_payload<Scheme>::type message_;
 };
@@ -249,6 +292,57 @@ run_outcome train_mlp(Comm& comm, Scheme& scheme, const nonconvex_data& data, co
   return out;
 }
 
+/// The MLP's tensors for PowerSGD: W1 (in x hidden, row-major), b1, W2 (hidden x out), b2.
+inline std::vector<gc::tensor_shape> mlp_shapes() {
+  return {{mlp::in, mlp::hidden}, {mlp::hidden, 1}, {mlp::hidden, mlp::out}, {mlp::out, 1}};
+}
+
+/// Builds the scheme of a peer method (peer_methods()) on comm and calls f(scheme); false if
+/// `method` is not one. The seeded compressors draw per rank (seed = rank + 1): independent
+/// rounding on each worker, as the papers assume.
+template <gc::comm::communicator Comm, class F>
+bool with_peer_scheme(const std::string& method, Comm& comm, const nonconvex_settings& s, const nonconvex_plan& plan,
+                      F&& f) {
+  const std::size_t d = mlp::size;
+  const gc::sgd_options plain{.lr = s.lr, .error_feedback = false};
+  const auto seed = static_cast<std::uint64_t>(comm.rank()) + 1;
+  const auto run = [&]<class C>(C c, gc::sgd_options opt) {
+    gc::ef_sgd<C, Comm, float> scheme(std::move(c), comm, d, opt);
+    f(scheme);
+  };
+  if (method == "qsgd_4bit") {
+    run(gc::qsgd{.s = 15, .seed = seed}, plain);  // levels 0..15 and a sign
+  } else if (method == "terngrad") {
+    run(gc::terngrad{.seed = seed}, plain);
+  } else if (method == "natural_compression") {
+    run(gc::natural_compression{.seed = seed}, plain);
+  } else if (method == "maxmin_8bit") {
+    run(gc::maxmin_quantizer{.bits = 8, .seed = seed}, plain);
+  } else if (method == "float16_cast") {
+    run(gc::float16_cast{}, plain);
+  } else if (method == "bfloat16_cast") {
+    run(gc::bfloat16_cast{}, plain);
+  } else if (method == "ef_budget_threshold") {
+    const std::size_t window = std::max<std::uint64_t>(1, plan.steps / 100);
+    run(gc::budget_threshold{.density = s.density, .window = window}, {.lr = s.lr});
+  } else if (method == "ef21_top_k") {
+    run(gc::ef21<gc::top_k, float>(gc::top_k{.k = plan.k}, d), plain);
+  } else if (method == "dgc") {
+    // u = lr (1 - beta) g + beta u; v += u; send Top-k of v; zero u and v where sent.
+    using inner = gc::error_feedback<gc::top_k, float>;
+    run(gc::momentum<inner, float>(inner(gc::top_k{.k = plan.k}, d), d, s.dgc_momentum, gc::momentum_masking::sent),
+        {.lr = s.lr * (1 - s.dgc_momentum), .error_feedback = false});
+  } else if (method.starts_with("powersgd_r")) {
+    const std::size_t rank = std::stoul(method.substr(10));
+    const std::vector<gc::tensor_shape> shapes = mlp_shapes();
+    gc::powersgd_sgd<Comm, float> scheme(comm, shapes, {.lr = s.lr, .rank = rank, .seed = 1});
+    f(scheme);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 /// Builds the scheme of `method` on comm and calls f(scheme).
 template <gc::comm::communicator Comm, class F>
 void with_scheme(const std::string& method, Comm& comm, const nonconvex_settings& s, const nonconvex_plan& plan,
@@ -283,7 +377,7 @@ void with_scheme(const std::string& method, Comm& comm, const nonconvex_settings
   } else if (method == "liec_blockwise_sign") {
     gc::liec_sgd<gc::blockwise_sign, Comm, float> scheme(blocks, comm, d, liec);
     f(scheme);
-  } else {
+  } else if (!with_peer_scheme(method, comm, s, plan, f)) {
     throw std::invalid_argument("unknown method " + method);
   }
 }

@@ -139,8 +139,41 @@ def check_dir(kind, directory):
                  f"of Top-k's {expected}")
         print(f"check_outputs: budget_threshold sent {budget['mean'] / expected:.4f}x Top-k's volume without "
               f"calibration runs")
+    if kind == "nonconvex":
+        check_peer_volumes(summary_path, summary, methods)
     print(f"check_outputs: {directory}: {len(methods)} methods, {sum(len(m['csv']) for m in methods.values())} "
           f"CSV files, {len(summary['plots'])} PNG plots, summary.json: all well-formed")
+
+
+# The MLP's tensors (784 x 128, 128, 128 x 10, 10) as PowerSGD sees them: a matrix is
+# compressed when r (rows + cols) < rows * cols, else sent dense (the biases).
+MLP_SHAPES = [(784, 128), (128, 1), (128, 10), (10, 1)]
+DENSE_QUANTIZERS = ("qsgd_4bit", "terngrad", "natural_compression", "maxmin_8bit", "float16_cast", "bfloat16_cast")
+
+
+def powersgd_values_per_step(rank):
+    total = 0
+    for rows, cols in MLP_SHAPES:
+        total += rank * (rows + cols) if rank * (rows + cols) < rows * cols else rows * cols
+    return total
+
+
+def check_peer_volumes(summary_path, summary, methods):
+    """What the peers' methods send is known in advance: check it exactly."""
+    runs = summary["workers"] * summary["steps"]
+    for name, m in methods.items():
+        sent = m["elements_sent"]
+        if name in DENSE_QUANTIZERS:
+            expected = runs * summary["dim"]
+        elif name.startswith("powersgd_r"):
+            expected = runs * powersgd_values_per_step(int(name[len("powersgd_r"):]))
+        elif name in ("dgc", "ef21_top_k"):
+            expected = runs * summary["k"]
+        else:
+            continue
+        if sent["min"] != expected or sent["max"] != expected:
+            fail(f"{summary_path}: {name} sent {sent}, expected {expected} elements")
+        print(f"check_outputs: {name} sent exactly {expected:.0f} elements")
 
 
 def check_same(a, b):

@@ -23,12 +23,16 @@
 #include <string>
 #include <vector>
 
+#include "error_message.hpp"
 #include "test_support.hpp"
 
 namespace gc = gradcomp;
 namespace gt = gradcomp_test;
 
 namespace {
+
+using gt::contains;
+using gt::error_message;
 
 using gt::bits;
 
@@ -98,22 +102,7 @@ int ref_pre_scale(const format_shape& f, T max_abs) {
   return f.bias() - 1 - (k - 1);
 }
 
-/// Runs f, which must throw gc::error; returns its message ("" and a failed check if not).
-template <class F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const gc::error& e) {
-    return e.what();
-  } catch (...) {
-    FAIL_CHECK("threw something other than gc::error");
-    return "";
-  }
-  FAIL_CHECK("did not throw");
-  return "";
-}
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 /// A few floats around every midpoint of two adjacent positive 16-bit values of f (and of
 /// the largest value and the Inf boundary), with both signs: every halfway case.

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <gradcomp/distributed.hpp>
+#include <limits>
 #include <mutex>
 #include <numeric>
 #include <span>
@@ -223,6 +224,128 @@ TEST_CASE("ef_sgd: momentum on the aggregate and in the local update, by hand") 
             std::vector<float>{0, -0.75f, 1.125f, 0});
       CHECK(x == std::vector<float>{1, 2.25f, -0.875f, 1});
     }
+  });
+}
+
+TEST_CASE("ef_sgd without error feedback: plain compressed SGD drops what was not sent") {
+  const std::vector<std::vector<float>> g{{1, -2, 0.5f, 0}, {0, 1, 3, -1}};
+  gc::comm::local_group::run(2, [&](gc::comm::local_communicator& comm) {
+    const std::size_t r = static_cast<std::size_t>(comm.rank());
+    const auto& gi = g[r];
+    {
+      gc::ef_sgd s(gc::top_k{.k = 1}, comm, 4, {.lr = 0.5, .error_feedback = false});
+      std::vector<float> x(4, 1.0f);
+      // Step 1 as with error feedback: p0 = {0.5, -1, 0.25, 0} sends -1; p1 = {0, 0.5, 1.5, -0.5} sends 1.5.
+      s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(gi));
+      CHECK(x == std::vector<float>{1, 1.5f, 0.25f, 1});
+      CHECK(std::all_of(s.feedback().error().begin(), s.feedback().error().end(), [](float e) { return e == 0; }));
+      // The metrics still sum each step's compression error ||p - decode(m)||^2.
+      CHECK(s.feedback().metrics().total_error == (r == 0 ? 0.3125 : 0.5));
+      // Step 2 sends the same entries again (nothing was kept), where error feedback gave
+      // {0.5, 1.5, -0.5, 1}.
+      s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(gi));
+      CHECK(x == std::vector<float>{1, 2, -0.5f, 1});
+      CHECK(s.feedback().metrics().steps == 2);
+    }
+    {
+      // An unbiased compressor, seeded per rank: x moves by the mean of what each rank's
+      // compressor makes of lr * g, drawn exactly as a copy of it draws.
+      std::vector<float> expected(4, 1.0f), scaled(4);
+      std::vector<gc::terngrad> copies{gc::terngrad{.seed = 7}, gc::terngrad{.seed = 8}};
+      for (int step = 0; step < 2; ++step) {
+        std::vector<float> sum(4, 0.0f);
+        for (std::size_t j = 0; j < 2; ++j) {
+          for (std::size_t i = 0; i < 4; ++i) scaled[i] = 0.5f * g[j][i];
+          gc::quantized_vector<float> m;
+          gc::compress(gc::exec::seq, copies[j], std::span<const float>(scaled), m);
+          gc::decompress_add(gc::exec::seq, m, std::span<float>(sum));
+        }
+        for (std::size_t i = 0; i < 4; ++i) expected[i] -= sum[i] / 2.0f;  // the mean over 2 ranks
+      }
+      gc::ef_sgd s(gc::terngrad{.seed = 7 + r}, comm, 4, {.lr = 0.5, .error_feedback = false});
+      std::vector<float> x(4, 1.0f);
+      s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(gi));
+      s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(gi));
+      CHECK(x == expected);
+    }
+  });
+}
+
+TEST_CASE("ef_sgd over ef21: the receivers keep the mean estimate and step with it, by hand") {
+  const std::vector<std::vector<float>> g{{1, -2, 0.5f, 0}, {0, 1, 3, -1}};
+  gc::comm::local_group::run(2, [&](gc::comm::local_communicator& comm) {
+    const auto& gi = g[static_cast<std::size_t>(comm.rank())];
+    using ef21_top_k = gc::ef21<gc::top_k, float>;
+    gc::ef_sgd s(ef21_top_k(gc::top_k{.k = 1}, 4), comm, 4, {.lr = 0.5, .error_feedback = false});
+    std::vector<float> x(4, 1.0f);
+    // Step 1, h = 0: rank 0 sends -1 at 1 (h0 = {0, -1, 0, 0}); rank 1 sends 1.5 at 2.
+    s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(gi));
+    CHECK(std::vector<float>(s.estimate().begin(), s.estimate().end()) == std::vector<float>{0, -0.5f, 0.75f, 0});
+    CHECK(x == std::vector<float>{1, 1.5f, 0.25f, 1});
+    // Step 2: rank 0 compresses {0.5, 0, 0.25, 0} - sends 0.5 at 0; rank 1 compresses
+    // {0, 0.5, 0, -0.5} - a tie, the lower index 1 goes. H = mean of h0 = {0.5, -1, 0, 0} and
+    // h1 = {0, 0.5, 1.5, 0}, and x moves by all of H again.
+    s.step(gc::exec::seq, std::span<float>(x), std::span<const float>(gi));
+    CHECK(std::vector<float>(s.estimate().begin(), s.estimate().end()) ==
+          std::vector<float>{0.25f, -0.25f, 0.75f, 0});
+    CHECK(x == std::vector<float>{0.75f, 1.75f, -0.5f, 1});
+    const std::vector<float> h = s.feedback().base().estimate();
+    CHECK(h == (comm.rank() == 0 ? std::vector<float>{0.5f, -1, 0, 0} : std::vector<float>{0, 0.5f, 1.5f, 0}));
+  });
+  // A residual around EF21, or an ef21 of another dimension, is refused on every rank.
+  expect_error_on_every_rank(2, "error_feedback = false", [](gc::comm::local_communicator& comm) {
+    gc::ef_sgd s(gc::ef21<gc::top_k, float>(gc::top_k{.k = 1}, 4), comm, 4, {.lr = 0.5});
+  });
+  expect_error_on_every_rank(2, "the ef21 compressor has dimension 3, the scheme 4",
+                             [](gc::comm::local_communicator& comm) {
+                               gc::ef_sgd s(gc::ef21<gc::top_k, float>(gc::top_k{.k = 1}, 3), comm, 4,
+                                            {.lr = 0.5, .error_feedback = false});
+                             });
+}
+
+TEST_CASE("ef_sgd without error feedback: a skipped step leaves DGC's and EF21's own state as it was") {
+  const std::size_t d = 64;
+  gc::comm::local_group::run(3, [&](gc::comm::local_communicator& comm) {
+    const auto gradient = [&](std::uint64_t step) {
+      std::vector<float> g(d);
+      for (std::size_t i = 0; i < d; ++i)
+        g[i] = std::sin(static_cast<float>(i * 7 + step * 13 + static_cast<std::size_t>(comm.rank()) * 5));
+      return g;
+    };
+    using inner = gc::error_feedback<gc::top_k, float>;
+    using dgc = gc::momentum<inner, float>;
+    gc::ef_sgd a(dgc(inner(gc::top_k{.k = 3}, d), d, 0.9, gc::momentum_masking::sent), comm, d,
+                 {.lr = 0.05, .error_feedback = false});
+    gc::ef_sgd b(gc::ef21<gc::top_k, float>(gc::top_k{.k = 3}, d), comm, d, {.lr = 0.05, .error_feedback = false});
+    // The same two schemes, never given the bad step.
+    gc::ef_sgd a_ref(dgc(inner(gc::top_k{.k = 3}, d), d, 0.9, gc::momentum_masking::sent), comm, d,
+                     {.lr = 0.05, .error_feedback = false});
+    gc::ef_sgd b_ref(gc::ef21<gc::top_k, float>(gc::top_k{.k = 3}, d), comm, d,
+                     {.lr = 0.05, .error_feedback = false});
+    std::vector<float> xa(d, 1.0f), xb(d, 1.0f), xa_ref(d, 1.0f), xb_ref(d, 1.0f);
+    for (std::uint64_t t = 0; t < 4; ++t) {
+      std::vector<float> g = gradient(t);
+      if (t == 2) {
+        // Rank 1's gradient overflowed: every rank skips, and the ranks that compressed take
+        // back the velocity, the inner residual and the estimate.
+        std::vector<float> bad = g;
+        if (comm.rank() == 1) bad[9] = std::numeric_limits<float>::infinity();
+        CHECK(a.step(gc::exec::seq, std::span<float>(xa), std::span<const float>(bad)) == gc::step_status::skipped);
+        CHECK(b.step(gc::exec::seq, std::span<float>(xb), std::span<const float>(bad)) == gc::step_status::skipped);
+      }
+      a.step(gc::exec::seq, std::span<float>(xa), std::span<const float>(g));
+      b.step(gc::exec::seq, std::span<float>(xb), std::span<const float>(g));
+      a_ref.step(gc::exec::seq, std::span<float>(xa_ref), std::span<const float>(g));
+      b_ref.step(gc::exec::seq, std::span<float>(xb_ref), std::span<const float>(g));
+    }
+    CHECK(xa == xa_ref);
+    CHECK(xb == xb_ref);
+    const auto as_vec = [](std::span<const float> v) { return std::vector<float>(v.begin(), v.end()); };
+    CHECK(as_vec(a.feedback().base().velocity()) == as_vec(a_ref.feedback().base().velocity()));
+    CHECK(as_vec(a.feedback().base().base().error()) == as_vec(a_ref.feedback().base().base().error()));
+    CHECK(b.feedback().base().estimate() == b_ref.feedback().base().estimate());
+    CHECK(as_vec(b.estimate()) == as_vec(b_ref.estimate()));
+    CHECK(a.skipped_steps() == 1);
   });
 }
 

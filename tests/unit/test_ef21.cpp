@@ -118,6 +118,41 @@ TEST_CASE_TEMPLATE("ef21: failed steps change nothing, and the seeded step is re
   CHECK(id.estimate() == std::vector<T>{-big, T(1)});
 }
 
+TEST_CASE_TEMPLATE("ef21: undo takes the last call back once, and error_feedback's undo reaches it", T, float, double) {
+  const std::size_t d = 90;
+  gc::ef21<gc::qsgd, T> ef(gc::qsgd{.s = 2, .seed = 5}, d);
+  CHECK_FALSE(ef.can_undo());
+  ef.compress(gc::exec::seq, std::span<const T>(gt::make_input<T>(gt::input_kind::normal, d, 1)), T(0.5));
+  const std::vector<T> h1 = ef.estimate();
+  const auto metrics1 = ef.metrics();
+  ef.compress(gc::exec::seq, std::span<const T>(gt::make_input<T>(gt::input_kind::normal, d, 2)), T(0.5));
+  REQUIRE(ef.can_undo());
+  ef.undo();
+  CHECK(gt::same_bits(ef.estimate(), h1));
+  CHECK(ef.metrics().steps == metrics1.steps);
+  CHECK(ef.metrics().total_error == metrics1.total_error);
+  CHECK(ef.base().step == 1);
+  CHECK_THROWS_WITH_AS(ef.undo(), doctest::Contains("ef21<qsgd>: undo: there is no compress call"), gc::error);
+  // The call after an undo repeats the undone one bit for bit (the seeded draw included).
+  ef.compress(gc::exec::seq, std::span<const T>(gt::make_input<T>(gt::input_kind::normal, d, 2)), T(0.5));
+  gc::ef21<gc::qsgd, T> straight(gc::qsgd{.s = 2, .seed = 5}, d);
+  straight.compress(gc::exec::seq, std::span<const T>(gt::make_input<T>(gt::input_kind::normal, d, 1)), T(0.5));
+  straight.compress(gc::exec::seq, std::span<const T>(gt::make_input<T>(gt::input_kind::normal, d, 2)), T(0.5));
+  CHECK(gt::same_bits(ef.estimate(), straight.estimate()));
+  CHECK(ef.message() == straight.message());
+  // assign_estimate and reset leave nothing to undo.
+  ef.assign_estimate(std::span<const T>(h1));
+  CHECK_FALSE(ef.can_undo());
+  // Wrapped in error_feedback (as ef_sgd does), the outer undo takes the estimate back too.
+  gc::error_feedback<gc::ef21<gc::top_k, T>, T> outer(gc::ef21<gc::top_k, T>(gc::top_k{.k = 4}, d), d);
+  outer.compress(gc::exec::seq, std::span<const T>(gt::make_input<T>(gt::input_kind::normal, d, 3)));
+  const std::vector<T> h_outer = outer.base().estimate();
+  outer.compress(gc::exec::seq, std::span<const T>(gt::make_input<T>(gt::input_kind::normal, d, 4)));
+  outer.undo();
+  CHECK(gt::same_bits(outer.base().estimate(), h_outer));
+  CHECK(outer.base().metrics().steps == 1);
+}
+
 TEST_CASE_TEMPLATE("ef21: checkpoints round-trip and do not load into error_feedback or back", T, float, double) {
   const std::size_t d = 50;
   gc::ef21<gc::random_k, T> ef(gc::random_k{.k = 5, .seed = 3}, d);

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "error_message.hpp"
 #include "test_support.hpp"
 
 namespace gc = gradcomp;
@@ -27,24 +28,12 @@ namespace gt = gradcomp_test;
 
 namespace {
 
+using gt::contains;
+using gt::error_message;
+
 using gt::bits;
 
-bool contains(const std::string& msg, const std::string& part) { return msg.find(part) != std::string::npos; }
 
-/// Runs f, which must throw gc::error; returns its message ("" and a failed check if not).
-template <class F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const gc::error& e) {
-    return e.what();
-  } catch (...) {
-    FAIL_CHECK("threw something other than gc::error");
-    return "";
-  }
-  FAIL_CHECK("did not throw");
-  return "";
-}
 
 /// unit * top >= range, exactly: long double holds the product of a 53-bit and an 8-bit
 /// integer mantissa exactly (64 bits), and a double range exactly.

@@ -263,6 +263,48 @@ TEST_CASE_TEMPLATE("momentum: bad parameters and failed steps change nothing", T
   CHECK(q.base().step == 1);
 }
 
+TEST_CASE_TEMPLATE("momentum: undo takes the last call back through every layer, once", T, float, double) {
+  const std::size_t d = 150;
+  using ef = gc::error_feedback<gc::top_k, T>;
+  using dgc_t = gc::momentum<ef, T>;
+  // error_feedback<momentum<error_feedback<top_k>>>: an outer scheme's undo reaches the inner residual.
+  gc::error_feedback<dgc_t, T> outer(dgc_t(ef(gc::top_k{.k = 5}, d), d, 0.9, gc::momentum_masking::sent), d);
+  const auto snapshot = [&] {
+    std::vector<T> all(outer.error().begin(), outer.error().end());
+    all.insert(all.end(), outer.base().velocity().begin(), outer.base().velocity().end());
+    all.insert(all.end(), outer.base().base().error().begin(), outer.base().base().error().end());
+    return all;
+  };
+  CHECK_FALSE(outer.can_undo());
+  outer.compress(gc::exec::seq, std::span<const T>(gt::make_input<T>(gt::input_kind::normal, d, 5)));
+  const std::vector<T> after_one = snapshot();
+  const std::uint64_t steps = outer.base().steps();
+  const auto inner_metrics = outer.base().base().metrics();
+  outer.compress(gc::exec::seq, std::span<const T>(gt::make_input<T>(gt::input_kind::heavy_tailed, d, 6)));
+  CHECK(outer.can_undo());
+  outer.undo();
+  CHECK(gt::same_bits(snapshot(), after_one));
+  CHECK(outer.base().steps() == steps);
+  CHECK(outer.base().base().metrics().steps == inner_metrics.steps);
+  CHECK(outer.base().base().metrics().total_error == inner_metrics.total_error);
+  CHECK_FALSE(outer.can_undo());
+  CHECK_FALSE(outer.base().can_undo());
+  CHECK_THROWS_WITH_AS(outer.undo(), doctest::Contains("no compress call to undo"), gc::error);
+  CHECK_THROWS_WITH_AS(outer.base().undo(), doctest::Contains("momentum<error_feedback>: undo: there is no compress call"), gc::error);
+  // A seeded compressor's step goes back with the velocity.
+  gc::momentum<gc::terngrad, T> m(gc::terngrad{.seed = 3}, d, 0.5);
+  m.compress(gc::exec::seq, std::span<const T>(gt::make_input<T>(gt::input_kind::normal, d, 7)));
+  const std::vector<T> v1(m.velocity().begin(), m.velocity().end());
+  m.compress(gc::exec::seq, std::span<const T>(gt::make_input<T>(gt::input_kind::normal, d, 8)));
+  m.undo();
+  CHECK(gt::same_bits(std::vector<T>(m.velocity().begin(), m.velocity().end()), v1));
+  CHECK(m.base().step == 1);
+  CHECK(m.steps() == 1);
+  m.compress(gc::exec::seq, std::span<const T>(gt::make_input<T>(gt::input_kind::normal, d, 8)));
+  m.reset();
+  CHECK_FALSE(m.can_undo());
+}
+
 TEST_CASE_TEMPLATE("momentum: checkpoints hold the velocity and the wrapped state, and resume bit for bit", T, float,
                    double) {
   const std::size_t d = 64;

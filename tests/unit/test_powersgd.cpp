@@ -19,11 +19,15 @@
 #include <vector>
 
 #include "../lowrank_reference.hpp"
+#include "error_message.hpp"
 
 namespace gc = gradcomp;
 namespace gt = gradcomp_test;
 
 namespace {
+
+using gt::contains;
+using gt::error_message;
 
 const auto one_worker = [](std::span<float>) {};
 const auto one_worker_d = [](std::span<double>) {};
@@ -32,18 +36,6 @@ template <class T>
 bool same_bits(std::span<const T> a, std::span<const T> b) {
   return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
 }
-
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const gc::error& e) {
-    return e.what();
-  }
-  return "(no gc::error)";
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 }  // namespace
 
@@ -201,7 +193,7 @@ TEST_CASE("powersgd: the same seed gives the same bits, another seed another Q")
 }
 
 TEST_CASE("powersgd: user errors give clear messages and change nothing") {
-  CHECK(contains(error_of([] { gc::powersgd<float> ps({{4, 4}}, {.rank = 0}); }),
+  CHECK(contains(error_message([] { gc::powersgd<float> ps({{4, 4}}, {.rank = 0}); }),
                  "gradcomp::powersgd: rank must be at least 1 (got 0)"));
   gc::powersgd<float> ps({{6, 5}}, {.rank = 1, .seed = 2});
   std::vector<float> g(30, 1.0f), decoded(30, 7.0f);
@@ -216,28 +208,28 @@ TEST_CASE("powersgd: user errors give clear messages and change nothing") {
     CHECK(decoded == decoded_before);
   };
   std::vector<float> short_g(29, 1.0f);
-  CHECK(error_of([&] { ps.step(gc::exec::seq, std::span<const float>(short_g), 1.0f, std::span<float>(decoded), one_worker); }) ==
+  CHECK(error_message([&] { ps.step(gc::exec::seq, std::span<const float>(short_g), 1.0f, std::span<float>(decoded), one_worker); }) ==
         "gradcomp::powersgd::step: the gradient has 29 elements, the scheme's dimension is 30");
   unchanged();
   std::vector<float> short_out(31);
-  CHECK(contains(error_of([&] { ps.step(gc::exec::seq, std::span<const float>(g), 1.0f, std::span<float>(short_out), one_worker); }),
+  CHECK(contains(error_message([&] { ps.step(gc::exec::seq, std::span<const float>(g), 1.0f, std::span<float>(short_out), one_worker); }),
                  "the output has 31 elements"));
   unchanged();
   std::vector<float> huge(30, 3e38f);
-  CHECK(contains(error_of([&] { ps.step(gc::exec::seq, std::span<const float>(huge), 2.0f, std::span<float>(decoded), one_worker); }),
+  CHECK(contains(error_message([&] { ps.step(gc::exec::seq, std::span<const float>(huge), 2.0f, std::span<float>(decoded), one_worker); }),
                  "M = e + scale * g is not finite"));
   unchanged();
   // An all-reduce that makes P non-finite (as a broken transport would) fails before any commit.
-  CHECK(contains(error_of([&] {
+  CHECK(contains(error_message([&] {
                    ps.step(gc::exec::seq, std::span<const float>(g), 1.0f, std::span<float>(decoded),
                            [](std::span<float> v) { v[0] = std::numeric_limits<float>::infinity(); });
                  }),
                  "the all-reduced P (or an uncompressed tensor's mean) is not finite"));
   unchanged();
-  CHECK(contains(error_of([&] { ps.finish(gc::exec::seq, std::span<float>(decoded), one_worker, "test"); }),
+  CHECK(contains(error_message([&] { ps.finish(gc::exec::seq, std::span<float>(decoded), one_worker, "test"); }),
                  "finish() needs a successful prepare() first"));
   unchanged();
-  CHECK(contains(error_of([&] { (void)ps.q(5); }), "tensor 5 is not in [0, 1)"));
+  CHECK(contains(error_message([&] { (void)ps.q(5); }), "tensor 5 is not in [0, 1)"));
 }
 
 namespace {
@@ -340,7 +332,7 @@ TEST_CASE("powersgd_sgd: a failure or a NaN on one rank reaches every rank and c
       CHECK(scheme.bytes().steps == 1);
     };
     std::vector<float> bad(comm.rank() == 1 ? g.size() + 1 : g.size(), 0.5f);
-    const std::string msg = error_of([&] { scheme.step(gc::exec::seq, std::span<float>(x), std::span<const float>(bad)); });
+    const std::string msg = error_message([&] { scheme.step(gc::exec::seq, std::span<float>(x), std::span<const float>(bad)); });
     {
       std::lock_guard lock(m);
       messages.push_back(msg);
@@ -351,7 +343,7 @@ TEST_CASE("powersgd_sgd: a failure or a NaN on one rank reaches every rank and c
     CHECK(scheme.step(gc::exec::seq, std::span<float>(x), std::span<const float>(nan_g)) == gc::step_status::skipped);
     CHECK(scheme.skipped_steps() == 1);
     unchanged();
-    CHECK(contains(error_of([&] {
+    CHECK(contains(error_message([&] {
                      scheme.step(gc::exec::seq, std::span<float>(x), std::span<const float>(g), {.lr = comm.rank() == 0 ? -1.0 : 0.1});
                    }),
                    "powersgd_sgd::step: rank 0 failed: gradcomp::powersgd_sgd::step: lr must be finite and > 0 (got -1)"));

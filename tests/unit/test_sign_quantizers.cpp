@@ -25,12 +25,16 @@
 #include <type_traits>
 #include <vector>
 
+#include "error_message.hpp"
 #include "test_support.hpp"
 
 namespace gc = gradcomp;
 namespace gt = gradcomp_test;
 
 namespace {
+
+using gt::contains;
+using gt::error_message;
 
 // ---------------------------------------------------------------------------------------
 // Helpers local to this file.
@@ -65,22 +69,7 @@ bool names_word(const std::string& msg, const std::string& word) {
   return false;
 }
 
-bool contains(const std::string& msg, const std::string& part) { return msg.find(part) != std::string::npos; }
 
-/// Runs f, which must throw gc::error; returns its message ("" and a failed check if not).
-template <class F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const gc::error& e) {
-    return e.what();
-  } catch (...) {
-    FAIL_CHECK("threw something other than gc::error");
-    return "";
-  }
-  FAIL_CHECK("did not throw");
-  return "";
-}
 
 /// The fewest bits (at least 1) that hold the zigzag codes of every level, by brute force.
 unsigned brute_level_bits(const std::vector<std::int32_t>& levels) {

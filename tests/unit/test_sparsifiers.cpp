@@ -26,12 +26,16 @@
 #include <utility>
 #include <vector>
 
+#include "error_message.hpp"
 #include "test_support.hpp"
 
 namespace gc = gradcomp;
 namespace gt = gradcomp_test;
 
 namespace {
+
+using gt::contains;
+using gt::error_message;
 
 // ---------------------------------------------------------------------------------------
 // Helpers local to this file.
@@ -140,18 +144,7 @@ std::vector<std::size_t> k_values(std::size_t d) {
 /// Number of seeds for an edge size: many for small sizes, fewer for the big ones.
 std::uint64_t seeds_for(std::size_t d) { return d <= 129 ? 4 : (d <= 1000 ? 2 : 1); }
 
-/// The message of the gc::error that f throws ("" if it throws none).
-template <class F>
-std::string error_message(F&& f) {
-  try {
-    f();
-  } catch (const gc::error& e) {
-    return e.what();
-  }
-  return {};
-}
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 std::string lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

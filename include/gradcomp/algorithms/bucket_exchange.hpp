@@ -78,6 +78,9 @@ class feedback_round {
   bool in_flight() const noexcept { return in_flight_; }
   const error_feedback<C, T>& feedback() const noexcept { return feedback_; }
   const traffic_log& bytes() const noexcept { return traffic_; }
+  /// Drops the residual (plain compressed SGD: ef_sgd with error_feedback = false); the
+  /// applied exchange can no longer be taken back.
+  void clear_error() { feedback_.clear_error(); }
 
   /// This rank's part: validate() (may throw), the gradient's length, then, unless some g_i
   /// is not finite (a skipped frame), the error-feedback step on prepare()'s {input, scale};

@@ -10,7 +10,15 @@
 //     the decoded messages a = mean_j decode(m_j) feeds one momentum v = beta * v + a, x -= v;
 //   in_update (update compression): u_i = v_i = beta * v_i + g_i / S, the local momentum is
 //     what gets compressed, and x -= a.
-// With beta = 0 both are plain EF-SGD. Replicas that start equal stay equal. The residual
+// With beta = 0 both are plain EF-SGD. With sgd_options::error_feedback = false the residual
+// is dropped after every step (e_i = 0 before each step): plain compressed SGD, x -= mean_j
+// decode(C(lr u_j)), for unbiased compressors and for wrappers with state of their own; the
+// feedback's metrics then sum each step's compression error ||p_i - decode(m_i)||^2.
+//
+// EF21-SGD (Richtarik et al. 2021): C = ef21<C'> with error_feedback = false. Worker i sends
+// m_i = C'(lr u_i - h_i) and moves its estimate h_i += decode(m_i) (feedback/ef21.hpp); every
+// rank keeps the receivers' estimate H += mean_j decode(m_j), which is mean_j h_j, and steps
+// x -= H (H in place of the mean above, momentum included). Replicas that start equal stay equal. The residual
 // e_i is in parameter units (lr times gradients): a change of lr applies to new gradients
 // only, and x - mean_i e_i follows SGD with the schedule exactly (docs/distributed.md).
 //
@@ -36,6 +44,7 @@
 #include "../concepts.hpp"
 #include "../error.hpp"
 #include "../execution.hpp"
+#include "../feedback/ef21.hpp"
 #include "../feedback/error_feedback.hpp"
 #include "bucket_exchange.hpp"
 #include "exchange.hpp"
@@ -55,8 +64,19 @@ class ef_sgd {
   /// rank constructs its worker with the same dim (else gc::error on every rank).
   ef_sgd(C c, Comm& comm, std::size_t dim, sgd_options opt = {})
       : comm_(&comm), round_(std::move(c), dim), opt_(opt), mean_(dim), momentum_(opt.momentum != 0.0 ? dim : 0),
-        next_momentum_(opt.mode == momentum_mode::in_update ? momentum_.size() : 0) {
-    detail::check_on_every_rank(comm, "ef_sgd", [&] { detail::check_sgd_options(opt, "ef_sgd"); });
+        next_momentum_(opt.mode == momentum_mode::in_update ? momentum_.size() : 0),
+        estimate_(detail::is_ef21<C> ? dim : 0) {
+    detail::check_on_every_rank(comm, "ef_sgd", [&] {
+      detail::check_sgd_options(opt, "ef_sgd");
+      if constexpr (detail::is_ef21<C>) {
+        if (opt.error_feedback)
+          detail::fail("ef_sgd", "over ef21<C>, set sgd_options::error_feedback = false: EF21 keeps its own estimate, "
+                                 "and a residual around it would feed the error back twice");
+        if (round_.feedback().base().dim() != dim)
+          detail::fail("ef_sgd", "the ef21 compressor has dimension ", round_.feedback().base().dim(),
+                       ", the scheme ", dim);
+      }
+    });
     comm::agree_on(comm, dim, "ef_sgd", "the dimension");
   }
 
@@ -90,13 +110,19 @@ class ef_sgd {
       return step_status::skipped;
     }
     // Commit (nothing below throws).
+    if (!opt_.error_feedback) round_.clear_error();
     if (local_momentum) std::swap(momentum_, next_momentum_);
+    std::span<const T> update = mean_;
+    if constexpr (detail::is_ef21<C>) {
+      detail::add_to(std::span<T>(estimate_), std::span<const T>(mean_));  // H += mean_j decode(m_j)
+      update = estimate_;
+    }
     if (opt_.mode == momentum_mode::on_aggregate && !momentum_.empty()) {
-      detail::momentum_into(static_cast<T>(opt_.momentum), std::span<const T>(momentum_), std::span<const T>(mean_),
+      detail::momentum_into(static_cast<T>(opt_.momentum), std::span<const T>(momentum_), update,
                             std::span<T>(momentum_));
       detail::subtract(x, std::span<const T>(momentum_));
     } else {
-      detail::subtract(x, std::span<const T>(mean_));
+      detail::subtract(x, update);
     }
     return step_status::applied;
   }
@@ -108,6 +134,9 @@ class ef_sgd {
   const error_feedback<C, T>& feedback() const noexcept { return round_.feedback(); }
   /// The last update before momentum: mean over ranks of decode(m_j).
   std::span<const T> last_mean() const noexcept { return mean_; }
+  /// EF21: the receivers' estimate H = mean over ranks of the workers' estimates (empty for
+  /// other compressors).
+  std::span<const T> estimate() const noexcept { return estimate_; }
   /// The momentum buffer (empty without momentum).
   std::span<const T> momentum() const noexcept { return momentum_; }
   /// This worker's bytes: uplink = wire_bytes(m_i); downlink = the other ranks' messages
@@ -123,6 +152,7 @@ class ef_sgd {
   std::vector<T> mean_;           // mean over ranks of decode(m_j)
   std::vector<T> momentum_;       // v (on_aggregate: of the mean; in_update: of g)
   std::vector<T> next_momentum_;  // in_update: the new v, committed once the step succeeds
+  std::vector<T> estimate_;       // EF21: H (empty otherwise)
   std::uint64_t skipped_ = 0;
 };
 

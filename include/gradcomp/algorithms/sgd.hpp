@@ -22,6 +22,12 @@ struct sgd_options {
   double lr = 0.1;        // the step size gamma (> 0, finite)
   double momentum = 0.0;  // beta in [0, 1)
   momentum_mode mode = momentum_mode::on_aggregate;
+  /// ef_sgd only. true: error feedback (the residual keeps what was not sent). false: plain
+  /// compressed SGD, m_i = C(lr u_i) and what was not sent is dropped: how QSGD, TernGrad,
+  /// natural compression and the casts are run in their papers (unbiased or nearly exact
+  /// compressors), and how a wrapper that keeps its own state (momentum<error_feedback<C>>,
+  /// DGC's momentum correction) runs without a second residual.
+  bool error_feedback = true;
 };
 
 /// One step's settings, for schedules and mixed precision: the learning rate of this step,
@@ -85,6 +91,13 @@ GRADCOMP_NO_FP_CONTRACT void scale_into(T s, std::span<const T> g, std::span<T> 
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = g[i];
   else
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = s * g[i];
+}
+
+/// x += u.
+template <class T>
+GRADCOMP_NO_FP_CONTRACT void add_to(std::span<T> x, std::span<const T> u) {
+  GRADCOMP_NO_FP_CONTRACT_BODY
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] += u[i];
 }
 
 /// x -= u.

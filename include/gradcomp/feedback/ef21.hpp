@@ -101,6 +101,28 @@ class ef21 {
   void reset() {
     std::fill(minus_h_.begin(), minus_h_.end(), T(0));
     metrics_ = {};
+    can_undo_ = false;
+  }
+
+  /// Whether undo() would succeed.
+  bool can_undo() const noexcept {
+    if constexpr (undoable_compressor<C>)
+      return can_undo_ && compressor_.can_undo();
+    else
+      return can_undo_;
+  }
+
+  /// Takes back the last successful compress call: the estimate, the metrics, a seeded C's
+  /// step, and C's own call when C can take it back. For distributed schemes whose step
+  /// fails or is skipped on another rank after this one compressed (error_feedback::undo
+  /// calls it). Only the last call, only once; throws gc::error otherwise, changing nothing.
+  void undo() {
+    if (!can_undo()) detail::fail(where().c_str(), "undo: there is no compress call to take back");
+    if constexpr (undoable_compressor<C>) compressor_.undo();
+    std::swap(minus_h_, scratch_);  // scratch_ still holds -h from before the call
+    metrics_ = previous_metrics_;
+    if constexpr (seeded_compressor<C>) compressor_.step = previous_step_;
+    can_undo_ = false;
   }
 
   /// Replaces the estimate by h (dim() finite values), for example with the first gradient
@@ -112,6 +134,7 @@ class ef21 {
     if (const std::size_t i = detail::first_non_finite(h); i < h.size())
       detail::fail(where().c_str(), "assign_estimate: h[", i, "] = ", h[i], " is not finite");
     std::transform(h.begin(), h.end(), minus_h_.begin(), negated);
+    can_undo_ = false;
   }
 
   /// Writes the estimate, the metrics and the compressor's step (for seeded compressors) in
@@ -133,6 +156,7 @@ class ef21 {
     c.copy_residual(std::span<T>(scratch_));
     std::transform(scratch_.begin(), scratch_.end(), minus_h_.begin(), negated);
     metrics_ = c.metrics;
+    can_undo_ = false;
     if constexpr (seeded_compressor<C>) compressor_.step = c.step;
   }
 
@@ -148,8 +172,12 @@ class ef21 {
     if (!std::isfinite(scale)) detail::fail(where().c_str(), "scale must be finite (got ", scale, ")");
     [[maybe_unused]] std::uint64_t step_before = 0;
     if constexpr (seeded_compressor<C>) step_before = compressor_.step;
+    can_undo_ = false;  // scratch_ is about to be overwritten
+    // After C's call succeeded: restore a seeded C's step, take a stateful C's call back, throw.
     const auto fail_restoring_step = [&](auto&&... what) {
       if constexpr (seeded_compressor<C>) compressor_.step = step_before;
+      if constexpr (undoable_compressor<C>)
+        if (compressor_.can_undo()) compressor_.undo();
       detail::fail(where().c_str(), what...);
     };
     // The error-feedback step on e = -h: scratch = (scale * g - h) - decode(m), m = C(scale * g - h).
@@ -182,6 +210,9 @@ class ef21 {
     using std::swap;
     swap(minus_h_, scratch_);
     swap(out, staging_);
+    previous_metrics_ = metrics_;
+    if constexpr (seeded_compressor<C>) previous_step_ = step_before;
+    can_undo_ = true;
     ++metrics_.steps;
     metrics_.elements_sent += sent;
     metrics_.wire_bytes += bytes;
@@ -197,6 +228,20 @@ class ef21 {
   std::vector<T> scratch_;  // the step's p - decode(m), then the new -h
   Payload message_{}, staging_{};
   feedback_metrics metrics_;
+  // What undo() restores (the estimate before the last call is in scratch_).
+  feedback_metrics previous_metrics_;
+  std::uint64_t previous_step_ = 0;
+  bool can_undo_ = false;
 };
+
+namespace detail {
+
+/// Whether C is an ef21<...> (ef_sgd keeps the receivers' estimate for it).
+template <class C>
+inline constexpr bool is_ef21 = false;
+template <class C, class T, class P>
+inline constexpr bool is_ef21<ef21<C, T, P>> = true;
+
+}  // namespace detail
 
 }  // namespace gradcomp

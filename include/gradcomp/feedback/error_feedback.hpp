@@ -50,6 +50,15 @@ enum class feedback_storage {
   in_place,
 };
 
+/// A compressor with state of its own that can take its last compress call back (momentum,
+/// ef21, error_feedback): error_feedback::undo takes the wrapped one's call back too, so a
+/// step undone by a distributed scheme leaves every layer as it was.
+template <class C>
+concept undoable_compressor = requires(C& c, const C& cc) {
+  { cc.can_undo() } -> std::convertible_to<bool>;
+  c.undo();
+};
+
 namespace detail {
 
 template <class C>
@@ -180,14 +189,20 @@ class error_feedback {
   }
 
   /// Whether undo() would succeed.
-  bool can_undo() const noexcept { return can_undo_; }
+  bool can_undo() const noexcept {
+    if constexpr (undoable_compressor<C>)
+      return can_undo_ && compressor_.can_undo();
+    else
+      return can_undo_;
+  }
 
   /// Takes back the last compress call: the residual, the metrics and a seeded compressor's
-  /// step return to what they were before it (the message is left as it is). For
-  /// distributed schemes whose step fails or is skipped on another rank after this one
-  /// compressed. Only with double_buffered storage, only the last call, only once, and not
-  /// after a call that failed once it had begun forming the new residual (that overwrote
-  /// what undo would restore); throws gc::error otherwise.
+  /// step return to what they were before it (the message is left as it is), and a wrapped
+  /// compressor with state of its own (undoable_compressor: momentum, ef21) takes its call
+  /// back too. For distributed schemes whose step fails or is skipped on another rank after
+  /// this one compressed. Only with double_buffered storage, only the last call, only once,
+  /// and not after a call that failed once it had begun forming the new residual (that
+  /// overwrote what undo would restore); throws gc::error otherwise, changing nothing.
   void undo() {
     if (!can_undo_) {
       if (storage_ == feedback_storage::in_place)
@@ -195,6 +210,11 @@ class error_feedback {
                      "this instance updates its residual in place and keeps nothing to undo "
                      "(construct it with feedback_storage::double_buffered)");
       detail::fail("error_feedback::undo", "there is no compress call to undo");
+    }
+    if constexpr (undoable_compressor<C>) {
+      if (!compressor_.can_undo())
+        detail::fail("error_feedback::undo", "the wrapped compressor cannot take its last call back");
+      compressor_.undo();
     }
     std::swap(residual_, scratch_);  // scratch_ still holds the residual from before the call
     metrics_ = previous_metrics_;
@@ -249,6 +269,7 @@ class error_feedback {
       }
       if (!std::isfinite(error) && has_non_finite(scratch_)) {
         restore_step();
+        undo_wrapped();
         reject_non_finite(g, scale, std::span<const T>(residual_), std::span<const T>(scratch_));
       }
     } else {
@@ -266,6 +287,7 @@ class error_feedback {
       }
       if (!std::isfinite(error) && has_non_finite(residual_)) {
         restore_step();
+        undo_wrapped();
         const std::size_t i = detail::first_non_finite(std::span<const T>(residual_));
         lose_residual();
         detail::fail(where().c_str(), "e + scale * x is not finite at [", i,
@@ -286,6 +308,13 @@ class error_feedback {
     metrics_.elements_sent += sent;
     metrics_.wire_bytes += bytes;
     metrics_.total_error += error;
+  }
+
+  /// After the wrapped compressor's call succeeded and the step is rejected: takes that call
+  /// back, so a stateful compressor is unchanged too.
+  void undo_wrapped() {
+    if constexpr (undoable_compressor<C>)
+      if (compressor_.can_undo()) compressor_.undo();
   }
 
   using error_type = gradcomp::error;

@@ -106,6 +106,28 @@ class momentum {
   void reset() {
     std::fill(velocity_.begin(), velocity_.end(), T(0));
     steps_ = 0;
+    can_undo_ = false;
+  }
+
+  /// Whether undo() would succeed.
+  bool can_undo() const noexcept {
+    if constexpr (undoable_compressor<C>)
+      return can_undo_ && compressor_.can_undo();
+    else
+      return can_undo_;
+  }
+
+  /// Takes back the last successful compress call: the velocity (before masking), the step
+  /// count, a seeded C's step, and C's own call when C can take it back (error_feedback,
+  /// ef21). For error_feedback::undo, when a distributed step is undone. Only the last call,
+  /// only once; throws gc::error otherwise, changing nothing.
+  void undo() {
+    if (!can_undo()) detail::fail(where().c_str(), "undo: there is no compress call to take back");
+    if constexpr (undoable_compressor<C>) compressor_.undo();
+    if constexpr (seeded_compressor<C>) compressor_.step = previous_step_;
+    std::swap(velocity_, scratch_);  // scratch_ still holds the velocity from before the call
+    --steps_;
+    can_undo_ = false;
   }
 
   /// Writes the velocity, the step count and a seeded C's step in error feedback's checkpoint
@@ -132,6 +154,7 @@ class momentum {
     if constexpr (requires(std::istream& i) { compressor_.load(i); }) compressor_.load(in);  // may throw: nothing changed yet
     c.copy_residual(std::span<T>(velocity_));
     steps_ = c.metrics.steps;
+    can_undo_ = false;
     if constexpr (seeded_compressor<C>) compressor_.step = c.step;
   }
 
@@ -146,6 +169,9 @@ class momentum {
     if (g.size() != dim())
       detail::fail("momentum", "input size ", g.size(), " does not match the velocity dimension ", dim());
     const std::span<T> u_new(scratch_);
+    can_undo_ = false;  // scratch_ no longer holds the velocity undo() would restore
+    [[maybe_unused]] std::uint64_t step_before = 0;
+    if constexpr (seeded_compressor<C>) step_before = compressor_.step;
     backend::run<backend::feedback_input_hook>(policy, g, std::span<const T>(velocity_), beta_, u_new);
     // A non-finite velocity would stay so for ever; the norm finds one in parallel.
     if (!std::isfinite(backend::run<backend::squared_norm_hook>(policy, std::span<const T>(u_new))))
@@ -159,6 +185,8 @@ class momentum {
     swap(velocity_, scratch_);
     swap(out, staging_);
     ++steps_;
+    if constexpr (seeded_compressor<C>) previous_step_ = step_before;
+    can_undo_ = true;
     if constexpr (carries_indices)
       if (masking_ == momentum_masking::sent)
         for (const auto i : out.indices) velocity_[static_cast<std::size_t>(i)] = T(0);
@@ -169,6 +197,8 @@ class momentum {
   T beta_;
   momentum_masking masking_;
   std::uint64_t steps_ = 0;
+  std::uint64_t previous_step_ = 0;  // a seeded C's step before the last call (undo)
+  bool can_undo_ = false;
   Payload message_{}, staging_{};
 };
 
