@@ -2,6 +2,7 @@
 // The CUDA back end: gc::cuda::par (policy.cuh) and its kernels, for inputs, outputs and
 // residuals in device memory. Include from .cu files compiled by nvcc (C++20, -fmad=false:
 // the CMake target gradcomp::cuda sets both). docs/cuda.md.
+#include "cuda/bucket_quantized_vector.cuh"
 #include "cuda/compact.cuh"
 #include "cuda/decompress.cuh"
 #include "cuda/elementwise.cuh"
@@ -9,7 +10,11 @@
 #include "cuda/error_feedback.cuh"
 #include "cuda/feedback_step.cuh"
 #include "cuda/first_index.cuh"
+#include "cuda/float_code_vector.cuh"
+#include "cuda/float_codes.cuh"
 #include "cuda/hard_threshold.cuh"
+#include "cuda/max_magnitude.cuh"
+#include "cuda/maxmin_quantizer.cuh"
 #include "cuda/memory.cuh"
 #include "cuda/multi_tensor.cuh"
 #include "cuda/payload.cuh"
@@ -18,6 +23,7 @@
 #include "cuda/quantized_vector.cuh"
 #include "cuda/random_k.cuh"
 #include "cuda/reduce.cuh"
+#include "cuda/reference_error.cuh"
 #include "cuda/seeded_sparse_vector.cuh"
 #include "cuda/sign.cuh"
 #include "cuda/sign_vector.cuh"

@@ -10,7 +10,9 @@ the bits of gradcomp.ErrorFeedback on the same gradient (residual float32): p = 
 m = C(p), e = p - decode(m). The message comes back to the host as the compressor's payload
 object (the host payload gradcomp.ErrorFeedback returns), so it encodes, decodes and
 decompresses as every message does. Top-k, hard-threshold, random-k, unbiased random-k,
-scaled and blockwise sign, QSGD and grid rounding have kernels.
+sign, scaled and blockwise sign, QSGD, TernGrad, grid rounding, max-min quantization, the
+float16 and bfloat16 casts and natural compression have kernels (the last four compiled but
+not yet run on a GPU).
 
 The module needs a gradcomp built with the CUDA back end (GRADCOMP_BUILD_CUDA) and a device:
 available() says whether both are there.

@@ -43,7 +43,7 @@ class device_feedback {
 /// instantiations of make_device_feedback share).
 #define GRADCOMP_CUDA_BRIDGE_COMPRESSORS(X) \
   X(top_k) X(hard_threshold) X(random_k) X(unbiased_random_k) X(sign) X(scaled_sign) X(blockwise_sign) X(qsgd) \
-  X(terngrad) X(grid_rounding)
+  X(terngrad) X(grid_rounding) X(maxmin_quantizer) X(float16_cast) X(bfloat16_cast) X(natural_compression)
 
 #define GRADCOMP_CUDA_BRIDGE_IS(C) || std::same_as<T, C>
 template <class T>

@@ -40,6 +40,10 @@ COMPRESSORS = [
     lambda: gc.sign(),
     lambda: gc.grid_rounding(spacing=0.125),
     lambda: gc.grid_rounding(spacing=0.1, stochastic=True, seed=2),
+    lambda: gc.maxmin_quantizer(bits=4, bucket_size=64, seed=9),
+    lambda: gc.float16_cast(),
+    lambda: gc.bfloat16_cast(pre_scale=False),
+    lambda: gc.natural_compression(seed=10),
 ]
 
 

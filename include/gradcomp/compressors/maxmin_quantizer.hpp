@@ -54,6 +54,7 @@
 
 #include "../aggregation.hpp"
 #include "../detail/finite.hpp"
+#include "../detail/host_device.hpp"
 #include "../detail/maxmin.hpp"
 #include "../detail/random.hpp"
 #include "../error.hpp"
@@ -95,9 +96,16 @@ struct maxmin_quantizer {
     T unit;
   };
 
+  /// (Host and device: the CUDA back end computes every bucket's grid with it.)
   template <std::floating_point T>
-  grid<T> grid_of(detail::bucket_extremes<T> e) const noexcept {
+  GRADCOMP_HD grid<T> grid_of(detail::bucket_extremes<T> e) const noexcept {
     return {e.lo, detail::maxmin_unit<T>(detail::bucket_range(e.lo, e.hi), detail::top_level(bits))};
+  }
+
+  /// Whether a bucket with grid g decodes its top level, hence every level, to a finite value.
+  template <std::floating_point T>
+  GRADCOMP_HD bool top_level_finite(grid<T> g) const noexcept {
+    return std::isfinite(detail::maxmin_value(g.min, g.unit, detail::top_level(bits)));
   }
 
   /// Fails unless bucket b (elements [first, first + n)), with extremes e and grid g, decodes
@@ -105,7 +113,7 @@ struct maxmin_quantizer {
   template <std::floating_point T>
   void check_grid(std::size_t b, std::size_t first, std::size_t n, detail::bucket_extremes<T> e, grid<T> g) const {
     const std::uint32_t top = detail::top_level(bits);
-    if (std::isfinite(detail::maxmin_value(g.min, g.unit, top))) return;
+    if (top_level_finite(g)) return;
     detail::fail("maxmin_quantizer", "bucket ", b, " (x[", first, "] to x[", first + n - 1, "]) spans [", e.lo, ", ",
                  e.hi, "]: its top level min + unit * ", top, " (unit = ", g.unit,
                  ") overflows the value type; the range max - min must stay well below the largest value of T, "

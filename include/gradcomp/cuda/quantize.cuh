@@ -46,6 +46,7 @@
 #include "policy.cuh"
 #include "quantized_vector.cuh"
 #include "reduce.cuh"
+#include "reference_error.cuh"
 #include "tuning.cuh"
 
 namespace gradcomp::cuda::detail {
@@ -189,18 +190,6 @@ inline quantize_state read_state(const par_t& policy, const quantize_state* devi
   check(cudaMemcpyAsync(&s, device_state, sizeof s, cudaMemcpyDeviceToHost, policy.stream), where, "cudaMemcpyAsync");
   check(cudaStreamSynchronize(policy.stream), where, "cudaStreamSynchronize");
   return s;
-}
-
-/// The reference rejects x: run it on a host copy, so that it throws its own error. (It must;
-/// if it does not, the device check disagreed with it, which is a bug.)
-template <class C, class T>
-[[noreturn]] void reference_rejects(C c, std::span<const T> x, const char* where) {
-  std::vector<T> host(x.size());
-  if (!host.empty())
-    check(cudaMemcpy(host.data(), x.data(), x.size() * sizeof(T), cudaMemcpyDeviceToHost), where, "cudaMemcpy");
-  gradcomp::quantized_vector<T> scratch;
-  c.compress(exec::seq, std::span<const T>(host), scratch);
-  gradcomp::detail::fail(where, "internal error: the device check rejected an input that the reference accepts");
 }
 
 /// Writes the levels by rule into out (prepared), zeroing its code OR first.

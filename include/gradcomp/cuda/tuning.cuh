@@ -34,6 +34,14 @@ struct radix_select {
   static constexpr int scan_threads = 1024;
 };
 
+/// maxmin_quantizer's bucket extremes: each warp takes a tile of this many consecutive
+/// elements (a multiple of 32). A tile inside one bucket costs two atomics (a warp reduction
+/// first); a tile that crosses buckets flushes each lane's extremes when its bucket changes.
+/// Larger tiles mean fewer atomics on the long buckets' counters, fewer warps in flight.
+struct maxmin {
+  static constexpr int warp_tile = 1024;
+};
+
 /// Whole-model compression (multi_tensor.cuh): tensors per concatenation launch, passed as
 /// kernel parameters (24 bytes each; CUDA allows 4 KB of parameters).
 struct multi_tensor {
