@@ -234,7 +234,7 @@ void add_nonconvex(CLI::App& app, nonconvex_cli& c) {
       "SGD, EF Top-k, EF hard-threshold (lambda calibrated to Top-k's density), EF scaled sign (MEM-SGD), "
       "DoubleSqueeze and LIEC-SGD with scaled and blockwise sign; test accuracy against epochs and bytes. "
       "--methods peers runs the peers' compressors instead (QSGD, TernGrad, natural compression, 8-bit max-min, "
-      "fp16/bf16 casts, budget threshold, EF21, DGC, PowerSGD), --methods all both.");
+      "fp16/bf16 casts, Signum, budget threshold, EF21, DGC, PowerSGD), --methods all both.");
   cmd->add_option("--fashion-dir", c.fashion_dir, "Directory of the Fashion-MNIST IDX files")->capture_default_str();
   cmd->add_option("--train-samples", c.train_samples,
                   "Keep only N training images (0: all 60000), drawn by a shuffle seeded with --seed");
@@ -266,6 +266,9 @@ void add_nonconvex(CLI::App& app, nonconvex_cli& c) {
   cmd->add_option("--seeds", c.s.seeds, "Runs per method")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--seed", c.s.seed, "First seed")->capture_default_str();
   cmd->add_option("--points-per-epoch", c.s.points_per_epoch, "Test-accuracy evaluations per epoch")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--signum-lr", c.s.signum_lr, "Signum's step per coordinate (the sign's scale; lr is 1 there)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   cmd->add_option("--calibration-fraction", c.s.calibration_fraction,

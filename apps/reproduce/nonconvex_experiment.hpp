@@ -10,6 +10,7 @@
 // and the peers' compressors (peer_methods()), each as its paper runs it:
 //   qsgd_4bit, terngrad, natural_compression, maxmin_8bit, float16_cast, bfloat16_cast
 //                                plain compressed SGD (ef_sgd without error feedback)
+//   signum                       momentum<sign{.scale = signum_lr}>, plain, ef_sgd's lr 1
 //   ef_budget_threshold          ef_sgd + budget_threshold at Top-k's density
 //   ef21_top_k                   EF21-SGD: ef_sgd over ef21<top_k>
 //   dgc                          DGC's momentum correction and masking around EF Top-k
@@ -65,8 +66,8 @@ inline const std::vector<std::string>& nonconvex_methods() {
 inline const std::vector<std::string>& peer_methods() {
   static const std::vector<std::string> all{"qsgd_4bit",   "terngrad",      "natural_compression",
                                             "maxmin_8bit", "float16_cast",  "bfloat16_cast",
-                                            "ef_budget_threshold", "ef21_top_k", "dgc", "powersgd_r1",
-                                            "powersgd_r2", "powersgd_r4"};
+                                            "signum",      "ef_budget_threshold", "ef21_top_k", "dgc",
+                                            "powersgd_r1", "powersgd_r2", "powersgd_r4"};
   return all;
 }
 
@@ -85,6 +86,8 @@ struct nonconvex_settings {
   double calibration_fraction = 0.2;  // hard-threshold's calibration runs, as a fraction of a run
   double tolerance = 0.05;
   double dgc_momentum = 0.9;  // DGC's beta; its lr is lr * (1 - beta), the same steady-state step
+  double signum_lr = 1e-3;    // Signum's step per coordinate (its own scale: sign drops magnitudes)
+  double signum_momentum = 0.9;
 };
 
 /// The images, both sets in canonical order (make_nonconvex_data).
@@ -322,6 +325,11 @@ bool with_peer_scheme(const std::string& method, Comm& comm, const nonconvex_set
     run(gc::float16_cast{}, plain);
   } else if (method == "bfloat16_cast") {
     run(gc::bfloat16_cast{}, plain);
+  } else if (method == "signum") {
+    // u = g + beta u; m = signum_lr sign(u); x -= mean_j m_j (the mean of the signs, not a
+    // majority vote). ef_sgd's lr is 1: the step size is the sign's scale.
+    run(gc::momentum<gc::sign, float>(gc::sign{.scale = s.signum_lr}, d, s.signum_momentum),
+        {.lr = 1.0, .error_feedback = false});
   } else if (method == "ef_budget_threshold") {
     const std::size_t window = std::max<std::uint64_t>(1, plan.steps / 100);
     run(gc::budget_threshold{.density = s.density, .window = window}, {.lr = s.lr});

@@ -29,9 +29,20 @@ void bind_quantizers(py::module_& m) {
         return repr_of(c, {{"s", std::to_string(c.s)}, {"seed", std::to_string(c.seed)}, {"step", std::to_string(c.step)}});
       });
 
-  bind_compressor<sign>(m, "Sends sign(x), unscaled (signSGD, Bernstein et al. 2018): no bound of any kind.")
-      .def(py::init([] { return sign{}; }))
-      .def("__repr__", [](const sign& c) { return repr_of(c, {}); });
+  bind_compressor<sign>(m,
+                        "Sends sign(x) times a fixed scale, 1 by default (signSGD, Bernstein et al. 2018): no bound of "
+                        "any kind. Signum's step size goes in scale where the scheme puts lr inside the compressed "
+                        "quantity.")
+      .def(py::init([](double scale) {
+             sign c{.scale = scale};
+             (void)c.scale_as<float>();  // checked at once, as C++ checks it at the first compress
+             return c;
+           }),
+           py::arg("scale") = 1.0)
+      .def_readwrite("scale", &sign::scale)
+      .def("__repr__", [](const sign& c) {
+        return c.scale == 1.0 ? repr_of(c, {}) : repr_of(c, {{"scale", float_repr(c.scale)}});
+      });
 
   bind_compressor<terngrad>(m,
                             "Stochastic ternary levels {-1, 0, 1} times max|x| (TernGrad, Wen et al. 2017): "

@@ -41,6 +41,7 @@ TEST_CASE_TEMPLATE("par terngrad and sign: bit-identical to seq on every input k
       std::vector<T> x = gt::make_input<T>(kind, d, d + 3);
       check_twice_as_seq(x, gc::terngrad{.seed = 5 + d, .step = 2}, stale_levels<T>(d));
       check_twice_as_seq(x, gc::sign{}, stale_signs<T>(d));
+      check_twice_as_seq(x, gc::sign{.scale = 0.003}, stale_signs<T>(d));  // Signum's step size
       place_specials(x, d + 1, 1 + d / 4000);  // sign takes NaN and Inf (NaN as +1)
       check_twice_as_seq(x, gc::sign{}, stale_signs<T>(d));
     }
@@ -75,6 +76,15 @@ TEST_CASE_TEMPLATE("par terngrad: zeros, denormals, the largest values, and erro
       }
     }
   });
+}
+
+TEST_CASE_TEMPLATE("par sign: a bad scale is rejected as on seq, the payload unchanged", T, float, double) {
+  const std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, 70001, 4);
+  gc::sign_vector<T> before;
+  gc::compress(gc::exec::seq, gc::sign{.scale = 0.5}, x, before);
+  for (const auto& policy : policies())
+    for (const double bad : {0.0, -2.0, std::numeric_limits<double>::infinity()})
+      check_same_rejection(policy, gc::sign{.scale = bad}, std::span<const T>(x), before);
 }
 
 TEST_CASE_TEMPLATE("par momentum: Signum and DGC's masked momentum over error feedback match seq", T, float, double) {

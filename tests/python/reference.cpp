@@ -94,7 +94,7 @@ int main(int argc, char** argv) try {
   if (name == "qsgd")
     return run(gc::qsgd{.s = static_cast<std::uint32_t>(u64("s", 1)), .seed = u64("seed", 0)}, inputs, dim, steps, dir);
   if (name == "terngrad") return run(gc::terngrad{.seed = u64("seed", 0)}, inputs, dim, steps, dir);
-  if (name == "sign") return run(gc::sign{}, inputs, dim, steps, dir);
+  if (name == "sign") return run(gc::sign{.scale = f64("scale", 1.0)}, inputs, dim, steps, dir);
   if (name == "float16_cast") return run(gc::float16_cast{}, inputs, dim, steps, dir);
   if (name == "bfloat16_cast") return run(gc::bfloat16_cast{}, inputs, dim, steps, dir);
   if (name == "natural_compression") return run(gc::natural_compression{.seed = u64("seed", 0)}, inputs, dim, steps, dir);

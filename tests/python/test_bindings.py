@@ -32,6 +32,7 @@ SPECS = [
     ("qsgd:s=4,seed=7", lambda: gc.qsgd(s=4, seed=7)),
     ("terngrad:seed=8", lambda: gc.terngrad(seed=8)),
     ("sign", lambda: gc.sign()),
+    ("sign:scale=0.125", lambda: gc.sign(scale=0.125)),
     ("float16_cast", lambda: gc.float16_cast()),
     ("bfloat16_cast", lambda: gc.bfloat16_cast()),
     ("natural_compression:seed=10", lambda: gc.natural_compression(seed=10)),
@@ -161,6 +162,9 @@ class TestCompressors(unittest.TestCase):
         self.assertEqual((c.s, c.seed, c.step), (4, 9, 0))
         self.assertEqual(repr(c), "qsgd(s=4, seed=9, step=0)")
         self.assertEqual(repr(gc.hard_threshold(lambda_=0.25)), "hard_threshold(lambda_=0.25)")
+        self.assertEqual(repr(gc.sign()), "sign()")
+        self.assertEqual(repr(gc.sign(scale=0.125)), "sign(scale=0.125)")
+        self.assertEqual(gc.compress(gc.sign(scale=0.125), np.array([2, -3], np.float32)).scales.tolist(), [0.125])
         r = gc.random_k(k=3, seed=1)
         gc.compress(r, np.ones(10, np.float32))
         self.assertEqual(r.step, 1)  # seeded compressors advance, as in C++
@@ -177,6 +181,8 @@ class TestCompressors(unittest.TestCase):
             gc.blockwise_sign(block_size=0)
         with self.assertRaisesRegex(gc.Error, r"s \(number of levels\) must be >= 1"):
             gc.qsgd(s=0)
+        with self.assertRaisesRegex(gc.Error, "scale must be finite and > 0"):
+            gc.sign(scale=0.0)
         self.assertTrue(issubclass(gc.Error, ValueError))
 
 

@@ -158,6 +158,29 @@ TEST_CASE_TEMPLATE("sign: +1 / -1 with scale 1, NaN and zeros as +1, empty input
   CHECK(p.scales.empty());
 }
 
+TEST_CASE_TEMPLATE("sign: a fixed scale (Signum's step size) is every element's magnitude; bad ones throw", T, float,
+                   double) {
+  const std::vector<T> x{T(3), T(-0.25), T(0), T(-7)};
+  gc::sign_vector<T> p;
+  gc::compress(gc::exec::seq, gc::sign{.scale = 0.001}, x, p);
+  CHECK(p.scales == std::vector<T>{static_cast<T>(0.001)});
+  const T s = static_cast<T>(0.001);
+  CHECK(decoded<T>(p, x.size()) == std::vector<T>{s, -s, s, -s});
+  const gc::sign_vector<T> before = p;
+  for (const double bad : {0.0, -1.0, std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity()}) {
+    CAPTURE(bad);
+    CHECK_THROWS_WITH_AS(gc::compress(gc::exec::seq, gc::sign{.scale = bad}, x, p),
+                         doctest::Contains("scale must be finite and > 0"), gc::error);
+    CHECK(p == before);
+  }
+  if constexpr (std::is_same_v<T, float>) {  // finite as a double, but 0 or Inf as a float
+    CHECK_THROWS_WITH_AS(gc::compress(gc::exec::seq, gc::sign{.scale = 1e-60}, x, p),
+                         doctest::Contains("in the value type (got 1e-60)"), gc::error);
+    CHECK_THROWS_WITH_AS(gc::compress(gc::exec::seq, gc::sign{.scale = 1e300}, x, p),
+                         doctest::Contains("scale must be finite"), gc::error);
+  }
+}
+
 TEST_CASE("sign: in none of the categories, as sign.hpp says") {
   // Not contractive for any delta > 0: a tiny vector's error is about d times its norm.
   const std::size_t d = 100;

@@ -76,10 +76,11 @@ void compress_with(const par_t& policy, const scaled_sign&, std::span<const T> x
 
 /// sign on exec::par; bit-identical to exec::seq.
 template <std::floating_point T>
-void compress_with(const par_t& policy, const sign&, std::span<const T> x, sign_vector<T>& out) {
+void compress_with(const par_t& policy, const sign& c, std::span<const T> x, sign_vector<T>& out) {
+  const T scale = c.scale_as<T>();
   out.dim = x.size();
   out.block_size = std::max<std::size_t>(x.size(), 1);
-  out.scales.assign(x.empty() ? 0 : 1, T(1));
+  out.scales.assign(x.empty() ? 0 : 1, scale);
   cpu::detail::pack_sign_bits(policy, x, out);
 }
 

@@ -161,8 +161,8 @@ void sign_bits_async(const par_t& policy, std::span<const T> x, cuda::sign_vecto
 }
 
 template <class T>
-__global__ void unit_scale_kernel(T* scales) {
-  scales[0] = T(1);
+__global__ void scale_value_kernel(T* scales, T value) {
+  scales[0] = value;
 }
 
 /// out = blocks of b elements of x: scales and sign bits.
@@ -223,14 +223,15 @@ void sign_compress(const par_t& policy, std::span<const T> x, std::size_t b, cud
 namespace gradcomp::cuda {
 
 /// out = scaled_sign(x), x in device memory: one block of d elements.
-/// out = sign(x), unscaled (one block of d, scale 1), x in device memory.
+/// out = sign(x) (one block of d, the compressor's fixed scale), x in device memory.
 template <std::floating_point T>
-void compress_with(const par_t& policy, const sign&, std::span<const T> x, sign_vector<T>& out) {
+void compress_with(const par_t& policy, const sign& c, std::span<const T> x, sign_vector<T>& out) {
+  const T scale = c.scale_as<T>();
   out.prepare(x.size(), std::max<std::size_t>(x.size(), 1));
   if (x.empty()) return;
   detail::sign_bits_async(policy, x, out, "sign");
-  detail::unit_scale_kernel<<<1, 1, 0, policy.stream>>>(out.scales());
-  detail::check_launch("sign", "unit_scale_kernel");
+  detail::scale_value_kernel<<<1, 1, 0, policy.stream>>>(out.scales(), scale);
+  detail::check_launch("sign", "scale_value_kernel");
 }
 
 template <std::floating_point T>
