@@ -4,6 +4,10 @@
 #                                         EF-SGD, logistic regression on Fashion-MNIST), a few minutes
 #   scripts/reproduce.sh nonconvex        the MLP comparison (SGD, EF Top-k/hard-threshold/sign,
 #                                         DoubleSqueeze, LIEC-SGD), about 15 minutes on 2 cores
+#   scripts/reproduce.sh nonconvex --methods peers
+#                                         the peers' compressors on the same MLP (QSGD, TernGrad,
+#                                         natural compression, max-min, casts, Signum, EF21, DGC,
+#                                         PowerSGD, ...), about an hour on 2 cores
 #   scripts/reproduce.sh convex --help    every option, explained
 # Further arguments go to gradcomp_reproduce. Results (CSV, PNG plots, summary.json) go to
 # out/reproduce/<experiment>/ unless --out says otherwise. BUILD_DIR overrides the build
