@@ -30,6 +30,9 @@ TEST_CASE_TEMPLATE("par hard_threshold: bit-identical to seq on every input kind
         const std::string kind_name = gt::to_string(kind);
         CAPTURE(kind_name);
         CAPTURE(d);
+        // The largest size (16 chunks) for one kind, as the other par tests do: 3 * 65536 + 4099
+        // already spans chunks with ragged tails for every kind.
+        if (d >= (std::size_t{1} << 20) && kind != gt::input_kind::normal) continue;
         std::vector<T> x = gt::make_input<T>(kind, d, d + 1);
         if (d % 3 == 0) place_specials(x, d, 1 + d / 1000);
         // Thresholds at typical densities, exactly at a present magnitude, and extremes.
@@ -127,6 +130,7 @@ TEST_CASE_TEMPLATE("par reductions: l1 and squared norms bit-identical to seq", 
         const std::string kind_name = gt::to_string(kind);
         CAPTURE(kind_name);
         CAPTURE(d);
+        if (d >= (std::size_t{1} << 20) && kind != gt::input_kind::heavy_tailed) continue;  // as above
         std::vector<T> x = gt::make_input<T>(kind, d, d + 11);
         if (d % 4 == 1) place_specials(x, d, 2);
         for (const auto& policy : policies()) {

@@ -48,6 +48,8 @@ TEST_CASE_TEMPLATE("par random_k: bit-identical to seq on every input kind, size
       const std::string kind_name = gt::to_string(kind);
       CAPTURE(kind_name);
       CAPTURE(d);
+      // The largest size (16 chunks) for one kind: the draws do not depend on the values.
+      if (d >= (std::size_t{1} << 20) && kind != gt::input_kind::normal) continue;
       std::vector<T> x = gt::make_input<T>(kind, d, d + 9);
       if (d % 3 == 0) place_specials(x, d, 1 + d / 100);
       for (const std::size_t k : ks(d, kind == gt::input_kind::normal)) {

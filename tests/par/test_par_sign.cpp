@@ -62,6 +62,7 @@ TEST_CASE_TEMPLATE("par sign compressors: bit-identical to seq on every input ki
       const std::string kind_name = gt::to_string(kind);
       CAPTURE(kind_name);
       CAPTURE(d);
+      if (d >= (std::size_t{1} << 20) && kind != gt::input_kind::normal) continue;  // one kind spans 16 chunks
       std::vector<T> x = gt::make_input<T>(kind, d, d + 3);
       if (d % 3 == 0) place_specials(x, d, 1 + d / 1000);
       check_sign(x, gc::scaled_sign{});

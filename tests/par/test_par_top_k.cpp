@@ -106,6 +106,9 @@ TEST_CASE_TEMPLATE("par top_k: bit-identical to seq on every input kind, size an
       const std::string kind_name = gt::to_string(kind);
       CAPTURE(kind_name);
       CAPTURE(d);
+      // The largest size (16 chunks) for a plain and a tie-heavy kind; 3 * 65536 + 4099 spans
+      // chunks with ragged tails for every kind.
+      if (d >= (std::size_t{1} << 20) && kind != gt::input_kind::normal && kind != gt::input_kind::ties) continue;
       std::vector<T> x = gt::make_input<T>(kind, d, d + 5);
       if (d % 3 == 0) place_specials(x, d, 1 + d / 1000);
       std::vector<std::size_t> ks = interesting_ks(x);
