@@ -107,8 +107,37 @@ TEST_CASE_TEMPLATE("par decompress_add: every payload bit-identical to seq", T, 
         gc::compress(gc::exec::seq, gc::identity{}, x, p);
         check_decompress(p, dense0);
       }
+      if (d % 3 != 0) {  // the casts, natural compression and max-min reject NaN and Inf
+        gc::float_code_vector<T> c;
+        gc::compress(gc::exec::seq, gc::float16_cast{}, x, c);
+        check_decompress(c, dense0);
+        gc::compress(gc::exec::seq, gc::bfloat16_cast{}, x, c);
+        check_decompress(c, dense0);
+        gc::compress(gc::exec::seq, gc::natural_compression{.seed = d}, x, c);
+        check_decompress(c, dense0);
+        gc::bucket_quantized_vector<T> q;
+        for (const std::size_t b : {std::size_t{7}, std::size_t{1024}}) {
+          gc::compress(gc::exec::seq, gc::maxmin_quantizer{.bits = 8, .bucket_size = b, .seed = d}, x, q);
+          check_decompress(q, dense0);
+        }
+      }
     }
   }
+}
+
+TEST_CASE_TEMPLATE("par decompress_add: float code and bucket payloads reject bad shapes as seq does", T, float,
+                   double) {
+  const std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, 70001, 5);
+  gc::float_code_vector<T> c;
+  gc::compress(gc::exec::seq, gc::float16_cast{}, x, c);
+  check_decompress_error<T>(c, x.size() + 1);  // dense of the wrong size
+  c.codes.pop_back();
+  check_decompress_error<T>(c, x.size());  // a code short
+  gc::bucket_quantized_vector<T> q;
+  gc::compress(gc::exec::seq, gc::maxmin_quantizer{.bits = 4, .bucket_size = 100, .seed = 1}, x, q);
+  check_decompress_error<T>(q, x.size() - 1);
+  q.units.pop_back();
+  check_decompress_error<T>(q, x.size());  // a bucket's unit missing
 }
 
 TEST_CASE_TEMPLATE("par decompress_add: hand-built payloads with repeated or descending indices add like seq", T,

@@ -19,7 +19,9 @@
 #include "../detail/element_rules.hpp"
 #include "../detail/scatter.hpp"
 #include "../detail/strict_fp.hpp"
+#include "../payload/bucket_quantized.hpp"
 #include "../payload/dense.hpp"
+#include "../payload/float_code.hpp"
 #include "../payload/quantized.hpp"
 #include "../payload/seeded_sparse.hpp"
 #include "../payload/sign.hpp"
@@ -86,6 +88,15 @@ void signs_add(const sign_vector<T>& p, std::size_t begin, std::size_t end, T* d
   });
 }
 
+/// Elements [begin, end) of a float_code or bucket_quantized payload added to dense with the
+/// reference's rule (value(i) or maxmin_value; add_scaled): each element alone, so chunks give
+/// the reference's bits.
+template <class T, class Value>
+GRADCOMP_NO_FP_CONTRACT void values_add(std::size_t begin, std::size_t end, T* dense, T alpha, Value&& value) {
+  GRADCOMP_NO_FP_CONTRACT_BODY
+  for (std::size_t i = begin; i < end; ++i) dense[i] = gradcomp::detail::add_scaled(dense[i], alpha, value(i));
+}
+
 /// What sign_vector::decompress_add checks before it writes.
 template <class T>
 bool sign_payload_fits(const sign_vector<T>& p, std::size_t dense_size) {
@@ -124,6 +135,32 @@ void decompress_add_with(const par_t& policy, const quantized_vector<T>& p, std:
                                 cpu::simd::dispatch([&](auto tag) {
                                   levels_add(tag, p.levels.data() + begin, end - begin, p.scale, dense.data() + begin,
                                              alpha);
+                                });
+                              });
+}
+
+/// float_code_vector (the casts, natural compression) on exec::par; bit-identical to exec::seq.
+template <std::floating_point T>
+void decompress_add_with(const par_t& policy, const float_code_vector<T>& p, std::span<T> dense, T alpha) {
+  p.validate_shape("decompress_add");  // the reference's checks, in its order, before any write
+  if (dense.size() != p.dim) return p.decompress_add(dense, alpha);  // throws
+  cpu::detail::for_each_chunk(policy, p.dim, cpu::detail::decode_chunk,
+                              [&](std::size_t, std::size_t begin, std::size_t end) {
+                                cpu::detail::values_add(begin, end, dense.data(), alpha,
+                                                        [&](std::size_t i) { return p.value(i); });
+                              });
+}
+
+/// bucket_quantized_vector (max-min quantization) on exec::par; bit-identical to exec::seq.
+template <std::floating_point T>
+void decompress_add_with(const par_t& policy, const bucket_quantized_vector<T>& p, std::span<T> dense, T alpha) {
+  p.check_sizes("decompress_add");
+  if (dense.size() != p.dim) return p.decompress_add(dense, alpha);  // throws
+  cpu::detail::for_each_chunk(policy, p.dim, cpu::detail::decode_chunk,
+                              [&](std::size_t, std::size_t begin, std::size_t end) {
+                                cpu::detail::values_add(begin, end, dense.data(), alpha, [&](std::size_t i) {
+                                  const std::size_t b = i / p.bucket_size;
+                                  return gradcomp::detail::maxmin_value(p.mins[b], p.units[b], p.levels[i]);
                                 });
                               });
 }
