@@ -1,6 +1,8 @@
 #pragma once
 // Every tuning constant of the CUDA back end, one struct per algorithm (as CUB's tuning
-// policies). None changes a result: the kernels give exec::seq's bits whatever the values.
+// policies). None changes a result: the kernels give exec::seq's bits whatever the values
+// (except PowerSGD's orthogonalisation block, which matches exec::seq within a tolerance; see
+// struct powersgd).
 // They are first guesses for sm_90 (H100/H200), to be set from the GPU benchmarks.
 #include <cstddef>
 
@@ -46,6 +48,28 @@ struct maxmin {
 /// kernel parameters (24 bytes each; CUDA allows 4 KB of parameters).
 struct multi_tensor {
   static constexpr int batch = 64;
+};
+
+/// PowerSGD (powersgd.cuh): the skinny products with r = 1..32 columns of P and Q, and the
+/// per-tensor orthogonalisation. A thread keeps one double accumulator per column of a group
+/// of at most group_columns columns (registers: 2 per column); a larger r takes several passes
+/// over M, one per group. Each launch covers every tensor of the model (a binary search over
+/// the tensor table maps a work item to its tensor). Unlike the constants above, one of these
+/// is part of the result: tensor_block_threads fixes how the orthogonalisation splits its dot
+/// products, so changing it changes P's last bits (within the tolerance docs/powersgd.md
+/// states; every run with the same value gives the same bits). The others change no bit.
+struct powersgd {
+  static constexpr int group_columns = 32;
+  /// P = M Q: one warp per row of M (8 rows per block of 256 threads).
+  static constexpr int row_block_threads = 256;
+  static constexpr int row_max_blocks = 8192;
+  /// Q = M^T P: one thread per column of M; decoded = P Q^T: one thread per element.
+  static constexpr int column_block_threads = 256;
+  static constexpr int column_max_blocks = 8192;
+  /// Orthogonalisation and the redraw of zero columns of Q: one block per tensor (a power of
+  /// two: the block's sums are a shared-memory tree over this many partial sums).
+  static constexpr int tensor_block_threads = 256;
+  static constexpr int tensor_max_blocks = 4096;
 };
 
 }  // namespace gradcomp::cuda::tuning

@@ -14,22 +14,26 @@
 // t (its column of P was degenerate, orthogonalise.hpp, or M^T P had a zero column) would stay
 // zero forever, since P = M Q then has a zero column too; it is replaced by step t's draw.
 // Q is identical on every rank (it is all-reduced), and so is t, so every rank draws the same.
+//
+// q_stream and q_draw are GRADCOMP_HD: the CUDA back end (cuda/lowrank_warm_start.cuh) redraws
+// zero columns on the device with these very functions, so its draws are the host's bits.
 #include <cstddef>
 #include <cstdint>
 #include <span>
 
+#include "../detail/host_device.hpp"
 #include "../detail/random.hpp"
 
 namespace gradcomp::lowrank {
 
 /// The stream of tensor `tensor`'s draws at step `step`.
-inline detail::counter_stream q_stream(std::uint64_t seed, std::uint64_t tensor, std::uint64_t step) noexcept {
+GRADCOMP_HD inline detail::counter_stream q_stream(std::uint64_t seed, std::uint64_t tensor, std::uint64_t step) noexcept {
   return detail::counter_stream(detail::mix64(seed) ^ tensor, step);
 }
 
 /// Draw k of a stream, uniform on [-1, 1) (2u - 1 is exact in double; one rounding to T).
 template <class T>
-T q_draw(const detail::counter_stream& stream, std::uint64_t k) noexcept {
+GRADCOMP_HD T q_draw(const detail::counter_stream& stream, std::uint64_t k) noexcept {
   return static_cast<T>(2.0 * stream.uniform(k) - 1.0);
 }
 
