@@ -158,7 +158,7 @@ TEST_CASE_TEMPLATE("sign: +1 / -1 with scale 1, NaN and zeros as +1, empty input
   CHECK(p.scales.empty());
 }
 
-TEST_CASE_TEMPLATE("sign: a fixed scale (Signum's step size) is every element's magnitude; bad ones throw", T, float,
+TEST_CASE_TEMPLATE("sign: a fixed scale (Signum's step size) is every element's magnitude, bad ones throw", T, float,
                    double) {
   const std::vector<T> x{T(3), T(-0.25), T(0), T(-7)};
   gc::sign_vector<T> p;
