@@ -23,7 +23,7 @@
 #include <gradcomp/lowrank/powersgd.hpp>
 
 #include "../lowrank_reference.hpp"
-#include "error_message.hpp"
+#include "../unit/error_message.hpp"
 
 using namespace gradcomp_cuda_test;
 

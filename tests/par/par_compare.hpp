@@ -1,6 +1,7 @@
 #pragma once
 // Comparisons of exec::par results with exec::seq ones: payloads field by field, errors by
 // message, and error_feedback runs step by step.
+#include "error_message.hpp"
 #include "par_support.hpp"
 
 #include <cstddef>
@@ -11,27 +12,13 @@
 
 namespace gradcomp_par_test {
 
-/// The message of the gc::error f throws; "" (and a failed check) if it throws nothing or
-/// something else.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const gc::error& e) {
-    return e.what();
-  } catch (...) {
-    FAIL_CHECK("threw something other than gc::error");
-    return "";
-  }
-  FAIL_CHECK("did not throw");
-  return "";
-}
+using gradcomp_test::error_message;
 
 /// Both throw gc::error with the same message.
 template <class Seq, class Par>
 void check_same_error(Seq&& seq_call, Par&& par_call) {
-  const std::string expected = error_of(seq_call);
-  const std::string got = error_of(par_call);
+  const std::string expected = error_message(seq_call);
+  const std::string got = error_message(par_call);
   CAPTURE(expected);
   CHECK(!expected.empty());
   CHECK(got == expected);

@@ -249,14 +249,14 @@ TEST_CASE_TEMPLATE("par compress_layers: a tensor failing part-way throws the fi
     const std::uint64_t step0 = compressor.step;
     std::vector<gc::quantized_vector<T>> ref(n), got(n);
     C seq_c = compressor;
-    const std::string expected = error_of([&] { gc::compress_layers(gc::exec::seq, seq_c, m.tensors, ref); });
+    const std::string expected = error_message([&] { gc::compress_layers(gc::exec::seq, seq_c, m.tensors, ref); });
     CHECK(expected.find("x[10]") != std::string::npos);  // failing[0]'s NaN
     CHECK(seq_c.step == step0);
     for_each_thread_count([&] {
       for (const auto& policy : policies()) {
         CAPTURE(policy_name(policy));
         C par_c = compressor;
-        CHECK(error_of([&] { gc::compress_layers(policy, par_c, m.tensors, got); }) == expected);
+        CHECK(error_message([&] { gc::compress_layers(policy, par_c, m.tensors, got); }) == expected);
         CHECK(par_c.step == step0);
       }
     });

@@ -61,6 +61,15 @@ concept undoable_compressor = requires(C& c, const C& cc) {
 
 namespace detail {
 
+/// Whether c can take its last call back: a compressor without state of its own always can.
+template <class C>
+bool wrapped_can_undo(const C& c) noexcept {
+  if constexpr (undoable_compressor<C>)
+    return c.can_undo();
+  else
+    return true;
+}
+
 template <class C>
 constexpr std::string_view compressor_name() {
   if constexpr (requires { std::string_view(C::name); })
@@ -189,12 +198,7 @@ class error_feedback {
   }
 
   /// Whether undo() would succeed.
-  bool can_undo() const noexcept {
-    if constexpr (undoable_compressor<C>)
-      return can_undo_ && compressor_.can_undo();
-    else
-      return can_undo_;
-  }
+  bool can_undo() const noexcept { return can_undo_ && detail::wrapped_can_undo(compressor_); }
 
   /// Takes back the last compress call: the residual, the metrics and a seeded compressor's
   /// step return to what they were before it (the message is left as it is), and a wrapped

@@ -110,12 +110,7 @@ class momentum {
   }
 
   /// Whether undo() would succeed.
-  bool can_undo() const noexcept {
-    if constexpr (undoable_compressor<C>)
-      return can_undo_ && compressor_.can_undo();
-    else
-      return can_undo_;
-  }
+  bool can_undo() const noexcept { return can_undo_ && detail::wrapped_can_undo(compressor_); }
 
   /// Takes back the last successful compress call: the velocity (before masking), the step
   /// count, a seeded C's step, and C's own call when C can take it back (error_feedback,
