@@ -1,7 +1,7 @@
 #pragma once
 // Comparisons of exec::par results with exec::seq ones: payloads field by field, errors by
 // message, and error_feedback runs step by step.
-#include "error_message.hpp"
+#include "../unit/error_message.hpp"
 #include "par_support.hpp"
 
 #include <cstddef>
