@@ -1,5 +1,6 @@
-// Case 3's other compressors: scaled_sign, blockwise_sign(256), qsgd (s = 127, 8-bit
-// levels), terngrad, the unscaled sign, the float16/bfloat16 casts, natural compression, and random_k at the Top-k k, and decompress_add of the Top-k message into a dense
+// Case 3's other compressors: scaled_sign, onebit (one block), blockwise_sign(256), qsgd (s = 127, 8-bit
+// levels), terngrad, dithering (linear s = 4 with the max norm, natural s = 8 with the l2
+// norm), the unscaled sign, the float16/bfloat16 casts, natural compression, and random_k at the Top-k k, and decompress_add of the Top-k message into a dense
 // vector. GB/s counts the d floats of the dense input (or of the dense vector that
 // decompress_add updates), so random_k and decompress_add, which touch only k entries, can
 // beat the read baseline.
@@ -11,6 +12,8 @@ void register_dense(const dataset_spec& ds) {
   for (const backend& b : all_backends()) {
     add(ds, prefix_of(ds), "scaled_sign", b,
         [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::scaled_sign{}); });
+    add(ds, prefix_of(ds), "onebit", b,  // one block: scaled_sign's pass with three masked sums
+        [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::onebit{}); });
     add(ds, prefix_of(ds), "blockwise_sign", b,
         [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::blockwise_sign{.block_size = 256}); });
     add(ds, prefix_of(ds), "qsgd", b,
@@ -29,6 +32,12 @@ void register_dense(const dataset_spec& ds) {
         [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::natural_compression{.seed = 1}); });
     add(ds, prefix_of(ds), "terngrad", b,
         [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::terngrad{.seed = 1}); });
+    add(ds, prefix_of(ds), "dithering(linear, s=4, max)", b,
+        [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::dithering{.s = 4, .seed = 1}); });
+    add(ds, prefix_of(ds), "dithering(natural, s=8, l2)", b, [ds, b](benchmark::State& state) {
+      run_compressor(state, ds, 0, b,
+                     gc::dithering{.s = 8, .partition = gc::dithering::natural, .norm = gc::dithering::l2, .seed = 1});
+    });
     add(ds, prefix_of(ds), "sign", b,
         [ds, b](benchmark::State& state) { run_compressor(state, ds, 0, b, gc::sign{}); });
   }

@@ -34,7 +34,7 @@ SPARSE_EXTRAS = ["random_k", "decompress_add"]
 PORTABLE = ["top_k.portable", "hard_threshold.portable"]
 USER_BASELINES = ["copy_nth_element", "copy_partial_sort", "scalar_threshold"]
 BASELINES = ["read", "copy", "inplace_update", "same_bytes"]
-DENSE = ["scaled_sign", "blockwise_sign", "qsgd"]
+DENSE = ["scaled_sign", "onebit", "blockwise_sign", "qsgd"]
 # Bytes each kernel is credited with, in units of d floats (for "x read" and GB/s).
 TWO_VECTORS = {"ef_top_k", "ef_hard_threshold", "inplace_update", "same_bytes"}
 

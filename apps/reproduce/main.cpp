@@ -233,7 +233,7 @@ void add_nonconvex(CLI::App& app, nonconvex_cli& c) {
       "Both papers' non-convex comparisons at small scale: a 784-128-10 MLP on Fashion-MNIST (10 classes), n workers: "
       "SGD, EF Top-k, EF hard-threshold (lambda calibrated to Top-k's density), EF scaled sign (MEM-SGD), "
       "DoubleSqueeze and LIEC-SGD with scaled and blockwise sign; test accuracy against epochs and bytes. "
-      "--methods peers runs the peers' compressors instead (QSGD, TernGrad, natural compression, 8-bit max-min, "
+      "--methods peers runs the peers' compressors instead (QSGD, TernGrad, natural compression, natural dithering, 8-bit max-min, 1-bit SGD, "
       "fp16/bf16 casts, Signum, budget threshold, EF21, DGC, PowerSGD), --methods all both.");
   cmd->add_option("--fashion-dir", c.fashion_dir, "Directory of the Fashion-MNIST IDX files")->capture_default_str();
   cmd->add_option("--train-samples", c.train_samples,

@@ -8,9 +8,10 @@
 //   ef_scaled_sign               ef_sgd + scaled sign (MEM-SGD, the LIEC paper's one-way baseline)
 //   double_squeeze_{scaled,blockwise}_sign, liec_{scaled,blockwise}_sign
 // and the peers' compressors (peer_methods()), each as its paper runs it:
-//   qsgd_4bit, terngrad, natural_compression, maxmin_8bit, float16_cast, bfloat16_cast
-//                                plain compressed SGD (ef_sgd without error feedback)
+//   qsgd_4bit, terngrad, natural_compression, natural_dithering, maxmin_8bit, float16_cast,
+//   bfloat16_cast                plain compressed SGD (ef_sgd without error feedback)
 //   signum                       momentum<sign{.scale = signum_lr}>, plain, ef_sgd's lr 1
+//   ef_onebit                    1-bit SGD: ef_sgd + onebit (one block: the whole model vector)
 //   ef_budget_threshold          ef_sgd + budget_threshold at Top-k's density
 //   ef21_top_k                   EF21-SGD: ef_sgd over ef21<top_k>
 //   dgc                          DGC's momentum correction and masking around EF Top-k
@@ -64,9 +65,9 @@ inline const std::vector<std::string>& nonconvex_methods() {
 
 /// The peers' compressors (issue 14's comparison); `--methods all` runs both lists.
 inline const std::vector<std::string>& peer_methods() {
-  static const std::vector<std::string> all{"qsgd_4bit",   "terngrad",      "natural_compression",
+  static const std::vector<std::string> all{"qsgd_4bit",   "terngrad",      "natural_compression", "natural_dithering",
                                             "maxmin_8bit", "float16_cast",  "bfloat16_cast",
-                                            "signum",      "ef_budget_threshold", "ef21_top_k", "dgc",
+                                            "signum",      "ef_onebit",     "ef_budget_threshold", "ef21_top_k", "dgc",
                                             "powersgd_r1", "powersgd_r2", "powersgd_r4"};
   return all;
 }
@@ -319,6 +320,9 @@ bool with_peer_scheme(const std::string& method, Comm& comm, const nonconvex_set
     run(gc::terngrad{.seed = seed}, plain);
   } else if (method == "natural_compression") {
     run(gc::natural_compression{.seed = seed}, plain);
+  } else if (method == "natural_dithering") {
+    // BytePS's dithering with the natural partition: 8 levels of ||x||_2 down to 2^-7 (5 bits).
+    run(gc::dithering{.s = 8, .partition = gc::dithering::natural, .norm = gc::dithering::l2, .seed = seed}, plain);
   } else if (method == "maxmin_8bit") {
     run(gc::maxmin_quantizer{.bits = 8, .seed = seed}, plain);
   } else if (method == "float16_cast") {
@@ -330,6 +334,10 @@ bool with_peer_scheme(const std::string& method, Comm& comm, const nonconvex_set
     // majority vote). ef_sgd's lr is 1: the step size is the sign's scale.
     run(gc::momentum<gc::sign, float>(gc::sign{.scale = s.signum_lr}, d, s.signum_momentum),
         {.lr = 1.0, .error_feedback = false});
+  } else if (method == "ef_onebit") {
+    // 1-bit SGD (Seide et al. 2014) as GRACE runs it: the two means of the whole vector, under
+    // error feedback (the paper's quantisation-error feedback).
+    run(gc::onebit{}, {.lr = s.lr});
   } else if (method == "ef_budget_threshold") {
     const std::size_t window = std::max<std::uint64_t>(1, plan.steps / 100);
     run(gc::budget_threshold{.density = s.density, .window = window}, {.lr = s.lr});

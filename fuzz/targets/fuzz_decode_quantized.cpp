@@ -1,6 +1,7 @@
 // Fuzz target: gc::decode / gc::decode_into of quantized_vector<T> for float and double
-// (fuzz_support.hpp lists the invariants checked). Every level costs at least one bit on the
-// wire and is an int32 in memory, so a decode may allocate up to 32 times its input.
+// (fuzz_support.hpp lists the invariants checked), with both level codings (linear, and the
+// power-of-two coding of natural dithering). Every level costs at least one bit on the wire
+// and is an int32 in memory, so a decode may allocate up to 32 times its input.
 #include <cstddef>
 #include <cstdint>
 #include <gradcomp/detail/bitpack.hpp>
@@ -31,8 +32,11 @@ void run(std::span<const std::byte> in) {
       [](const P& p) {
         GRADCOMP_FUZZ_CHECK(p.levels.size() == p.dim);
         GRADCOMP_FUZZ_CHECK(p.level_bits >= 1 && p.level_bits <= 32);
-        for (const std::int32_t l : p.levels)
-          GRADCOMP_FUZZ_CHECK(gc::detail::zigzag(l) < (std::uint64_t{1} << p.level_bits));
+        GRADCOMP_FUZZ_CHECK(p.coding == gc::level_coding::linear || p.coding == gc::level_coding::power_of_two);
+        for (const std::int32_t l : p.levels) {
+          GRADCOMP_FUZZ_CHECK(gc::detail::level_code(l, p.coding) < (std::uint64_t{1} << p.level_bits));
+          if (p.coding == gc::level_coding::power_of_two) GRADCOMP_FUZZ_CHECK(gc::detail::is_power_of_two_level(l));
+        }
       });
 }
 

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <gradcomp/compressors/hard_threshold.hpp>
+#include <gradcomp/compressors/onebit.hpp>
 #include <gradcomp/compressors/qsgd.hpp>
 #include <gradcomp/compressors/random_k.hpp>
 #include <gradcomp/compressors/scaled_sign.hpp>
@@ -130,5 +131,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   run<double>(input, gc::random_k{.k = 2, .seed = 9, .step = 4});
   run<float>(input, gc::qsgd{.s = 4, .seed = 1});
   run<float>(input, gc::scaled_sign{});
+  run<double>(input, gc::onebit{.block_size = 4});
   return 0;
 }

@@ -116,6 +116,21 @@ void sign_seeds() {
 }
 
 template <class T>
+void two_level_seeds() {
+  for (const std::size_t d : {0, 1, 7, 8, 9, 64, 65, 200}) {
+    const auto x = input<T>(d, d == 9);
+    gc::two_level_vector<T> p;
+    gc::compress(gc::exec::seq, gc::onebit{}, std::span<const T>(x), p);
+    write("fuzz_decode_two_level", std::string("onebit-") + tname<T>() + "-d" + std::to_string(d), gc::encode(p));
+    for (const std::size_t b : {1, 3, 64, 1000}) {
+      gc::compress(gc::exec::seq, gc::onebit{.block_size = b}, std::span<const T>(x), p);
+      write("fuzz_decode_two_level",
+            std::string("onebit-") + tname<T>() + "-d" + std::to_string(d) + "-b" + std::to_string(b), gc::encode(p));
+    }
+  }
+}
+
+template <class T>
 void quantized_seeds() {
   for (const std::size_t d : {0, 1, 5, 33, 200}) {
     const auto x = input<T>(d, false);
@@ -132,6 +147,13 @@ void quantized_seeds() {
       gc::compress(gc::exec::seq, c, std::span<const T>(x), p);
       write("fuzz_decode_quantized",
             std::string("grid-") + tname<T>() + "-d" + std::to_string(d) + "-q" + std::to_string(q), gc::encode(p));
+    }
+    for (const std::uint32_t s : {1u, 8u, 30u}) {  // natural dithering: the power-of-two coding
+      gc::quantized_vector<T> p;
+      gc::dithering c{.s = s, .partition = gc::dithering::natural, .seed = d};
+      gc::compress(gc::exec::seq, c, std::span<const T>(x), p);
+      write("fuzz_decode_quantized",
+            std::string("natural-") + tname<T>() + "-d" + std::to_string(d) + "-s" + std::to_string(s), gc::encode(p));
     }
   }
   gc::quantized_vector<T> extreme;  // 32-bit levels at both ends of int32
@@ -229,6 +251,8 @@ int main(int argc, char** argv) {
   seeded_seeds<double, std::uint64_t>();
   sign_seeds<float>();
   sign_seeds<double>();
+  two_level_seeds<float>();
+  two_level_seeds<double>();
   quantized_seeds<float>();
   quantized_seeds<double>();
   dense_seeds<float>();
@@ -242,6 +266,7 @@ int main(int argc, char** argv) {
   checkpoint_seeds<double>(gc::random_k{.k = 2, .seed = 9, .step = 4}, "random_k");
   checkpoint_seeds<float>(gc::qsgd{.s = 4, .seed = 1}, "qsgd");
   checkpoint_seeds<float>(gc::scaled_sign{}, "scaled_sign");
+  checkpoint_seeds<double>(gc::onebit{.block_size = 4}, "onebit");
   std::printf("gradcomp_fuzz_seeds: wrote %d seeds to %s\n", written, argv[1]);
   return 0;
 }

@@ -9,6 +9,8 @@
 #include "cpu/feedback.hpp"
 #include "cpu/hard_threshold.hpp"
 #include "cpu/sign.hpp"
+#include "cpu/onebit.hpp"
+#include "cpu/dithering.hpp"
 #include "cpu/qsgd.hpp"
 #include "cpu/terngrad.hpp"
 #include "cpu/grid_rounding.hpp"

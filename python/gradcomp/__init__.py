@@ -25,6 +25,7 @@ from ._core import (  # noqa: F401  (the public names)
     bucket_quantized_vector,
     compress,
     dense_vector,
+    dithering,
     float16_cast,
     float_code_vector,
     grid_rounding,
@@ -32,6 +33,7 @@ from ._core import (  # noqa: F401  (the public names)
     identity,
     maxmin_quantizer,
     natural_compression,
+    onebit,
     qsgd,
     quantized_vector,
     random_k,
@@ -43,19 +45,20 @@ from ._core import (  # noqa: F401  (the public names)
     sparse_vector,
     terngrad,
     top_k,
+    two_level_vector,
     unbiased_random_k,
 )
 
 #: Every compressor class, by its C++ name.
 compressors = {
     c.name: c
-    for c in (identity, hard_threshold, top_k, random_k, unbiased_random_k, scaled_sign, blockwise_sign, sign, qsgd,
-              terngrad, maxmin_quantizer, float16_cast, bfloat16_cast, natural_compression, grid_rounding)
+    for c in (identity, hard_threshold, top_k, random_k, unbiased_random_k, scaled_sign, blockwise_sign, onebit, sign,
+              qsgd, terngrad, dithering, maxmin_quantizer, float16_cast, bfloat16_cast, natural_compression, grid_rounding)
 }
 
 #: Every payload class.
-payloads = (dense_vector, sparse_vector, seeded_sparse_vector, sign_vector, quantized_vector, bucket_quantized_vector,
-            float_code_vector)
+payloads = (dense_vector, sparse_vector, seeded_sparse_vector, sign_vector, two_level_vector, quantized_vector,
+            bucket_quantized_vector, float_code_vector)
 
 
 def decompress_add(message, out, alpha=1.0, *, policy="par"):
@@ -87,7 +90,7 @@ def sent_elements(message):
 
 __all__ = [
     "Error", "ErrorFeedback", "bfloat16_cast", "blockwise_sign", "bucket_quantized_vector", "compress", "compressors", "decode", "decompress_add",
-    "dense_vector", "encode", "float16_cast", "float_code_vector", "grid_rounding", "hard_threshold", "identity", "maxmin_quantizer", "natural_compression", "payloads", "qsgd",
+    "dense_vector", "dithering", "encode", "float16_cast", "float_code_vector", "grid_rounding", "hard_threshold", "identity", "maxmin_quantizer", "natural_compression", "onebit", "payloads", "qsgd",
     "quantized_vector", "random_k", "scaled_sign", "seeded_sparse_vector", "sent_elements", "sign", "sign_vector",
-    "simd_target", "sparse_vector", "terngrad", "top_k", "unbiased_random_k", "wire_bytes",
+    "simd_target", "sparse_vector", "terngrad", "top_k", "two_level_vector", "unbiased_random_k", "wire_bytes",
 ]

@@ -80,7 +80,7 @@ std::unordered_map<PyObject*, cuda_feedback_factory>& cuda_feedback_factories();
 
 void bind_payloads(py::module_& m);
 void bind_sparsifiers(py::module_& m);  // identity, hard_threshold, top_k, random_k, unbiased_random_k
-void bind_quantizers(py::module_& m);   // scaled_sign, blockwise_sign, sign, qsgd, terngrad, maxmin_quantizer, casts, natural_compression, grid_rounding
+void bind_quantizers(py::module_& m);   // scaled_sign, blockwise_sign, onebit, sign, qsgd, terngrad, dithering, maxmin_quantizer, casts, natural_compression, grid_rounding
 void bind_feedback(py::module_& m);
 void bind_cuda(py::module_& m);  // CudaErrorFeedback, cuda_built, cuda_device_count
 

@@ -42,8 +42,9 @@ class device_feedback {
 /// The compressors with a CUDA kernel: X(C) for each (the list the trait and the explicit
 /// instantiations of make_device_feedback share).
 #define GRADCOMP_CUDA_BRIDGE_COMPRESSORS(X) \
-  X(top_k) X(hard_threshold) X(random_k) X(unbiased_random_k) X(sign) X(scaled_sign) X(blockwise_sign) X(qsgd) \
-  X(terngrad) X(grid_rounding) X(maxmin_quantizer) X(float16_cast) X(bfloat16_cast) X(natural_compression)
+  X(top_k) X(hard_threshold) X(random_k) X(unbiased_random_k) X(sign) X(scaled_sign) X(blockwise_sign) X(onebit) \
+  X(qsgd) X(terngrad) X(dithering) X(grid_rounding) X(maxmin_quantizer) X(float16_cast) X(bfloat16_cast) \
+  X(natural_compression)
 
 #define GRADCOMP_CUDA_BRIDGE_IS(C) || std::same_as<T, C>
 template <class T>

@@ -42,8 +42,8 @@ void bind_cuda(py::module_& m) {
              if (it == factories.end())
                throw py::type_error("gradcomp.CudaErrorFeedback: no CUDA kernel for " +
                                     std::string(py::str(py::type::handle_of(compressor).attr("__name__"))) +
-                                    " (top_k, hard_threshold, random_k, unbiased_random_k, sign, scaled_sign, "
-                                    "blockwise_sign, qsgd, terngrad, grid_rounding, maxmin_quantizer, float16_cast, "
+                                    " (top_k, hard_threshold, random_k, unbiased_random_k, sign, scaled_sign, onebit, "
+                                    "blockwise_sign, qsgd, terngrad, dithering, grid_rounding, maxmin_quantizer, float16_cast, "
                                     "bfloat16_cast and natural_compression have one)");
              return it->second(compressor, dim);
            }),

@@ -162,6 +162,16 @@ void bind_payloads(py::module_& m) {
       .def_readonly("block_size", &sign_vector<float>::block_size)
       .def_property_readonly("scales", [](const sign_vector<float>& p) { return to_numpy(std::span<const float>(p.scales)); });
 
+  bind_payload<two_level_vector<float>>(m, "two_level_vector",
+                                        "One bit per element and per block two values: the low a set bit decodes to "
+                                        "(the mean of the block's negatives) and the high (the mean of the rest) "
+                                        "(onebit).")
+      .def_readonly("block_size", &two_level_vector<float>::block_size)
+      .def_property_readonly("lows",
+                             [](const two_level_vector<float>& p) { return to_numpy(std::span<const float>(p.lows)); })
+      .def_property_readonly("highs",
+                             [](const two_level_vector<float>& p) { return to_numpy(std::span<const float>(p.highs)); });
+
   bind_payload<float_code_vector<float>>(m, "float_code_vector",
                                          "Each element a small float format's bits times 2^-scale_exponent "
                                          "(float16_cast, bfloat16_cast, natural_compression).")
@@ -191,9 +201,16 @@ void bind_payloads(py::module_& m) {
         return to_numpy(std::span<const std::uint8_t>(p.levels));
       });
 
-  bind_payload<quantized_vector<float>>(m, "quantized_vector", "Integer levels times one scale (qsgd, grid_rounding).")
+  bind_payload<quantized_vector<float>>(m, "quantized_vector",
+                                        "Integer levels times one scale (qsgd, terngrad, grid_rounding, dithering).")
       .def_readonly("scale", &quantized_vector<float>::scale)
       .def_readonly("level_bits", &quantized_vector<float>::level_bits)
+      .def_property_readonly("coding",
+                             [](const quantized_vector<float>& p) {
+                               return std::string(p.coding == level_coding::linear ? "linear" : "power_of_two");
+                             },
+                             "How levels are written on the wire: 'linear' (zigzag) or 'power_of_two' (exponents: "
+                             "natural dithering).")
       .def_property_readonly("levels", [](const quantized_vector<float>& p) {
         return to_numpy(std::span<const std::int32_t>(p.levels));
       });

@@ -1,5 +1,5 @@
-// gradcomp.scaled_sign, blockwise_sign, sign, qsgd, terngrad, maxmin_quantizer, float16_cast,
-// bfloat16_cast, natural_compression, grid_rounding.
+// gradcomp.scaled_sign, blockwise_sign, onebit, sign, qsgd, terngrad, dithering, maxmin_quantizer,
+// float16_cast, bfloat16_cast, natural_compression, grid_rounding.
 #include "compressor_binding.hpp"
 
 namespace gradcomp::python {
@@ -14,6 +14,20 @@ void bind_quantizers(py::module_& m) {
       .def_readwrite("block_size", &blockwise_sign::block_size)
       .def("__repr__",
            [](const blockwise_sign& c) { return repr_of(c, {{"block_size", std::to_string(c.block_size)}}); });
+
+  bind_compressor<onebit>(m,
+                          "1-bit SGD (Seide et al. 2014, GRACE's OneBit): per block of block_size elements (default "
+                          "onebit.whole, one block), one bit per element and the means of its negatives and of the "
+                          "rest. delta = 1/min(B, d); never a larger error than blockwise_sign on the same blocks.")
+      .def(py::init([](std::size_t b) { return checked(onebit{.block_size = b}); }),
+           py::arg("block_size") = onebit::whole)
+      .def_readwrite("block_size", &onebit::block_size)
+      .def_property_readonly_static("whole", [](py::object) { return onebit::whole; },
+                                    "The default block_size: one block of the whole vector.")
+      .def("__repr__", [](const onebit& c) {
+        if (c.block_size == onebit::whole) return repr_of(c, {});
+        return repr_of(c, {{"block_size", std::to_string(c.block_size)}});
+      });
 
   bind_compressor<qsgd>(m,
                         "Stochastic quantization to s levels of ||x||_2 (Alistarh et al. 2017): unbiased, "
@@ -53,6 +67,49 @@ void bind_quantizers(py::module_& m) {
       .def_readwrite("step", &terngrad::step)
       .def("__repr__", [](const terngrad& c) {
         return repr_of(c, {{"seed", std::to_string(c.seed)}, {"step", std::to_string(c.step)}});
+      });
+
+  using partition_kind = dithering::partition_kind;
+  using norm_kind = dithering::norm_kind;
+  const auto partition_of = [](const std::string& name) {
+    if (name == "linear") return dithering::linear;
+    if (name == "natural") return dithering::natural;
+    detail::fail("dithering", "partition must be \"linear\" or \"natural\" (got \"", name, "\")");
+  };
+  const auto norm_of = [](const std::string& name) {
+    if (name == "max") return dithering::max;
+    if (name == "l2") return dithering::l2;
+    detail::fail("dithering", "norm must be \"max\" or \"l2\" (got \"", name, "\")");
+  };
+  const auto partition_name = [](partition_kind p) { return p == dithering::linear ? "linear" : "natural"; };
+  const auto norm_name = [](norm_kind n) { return n == dithering::max ? "max" : "l2"; };
+  bind_compressor<dithering>(m,
+                             "Random dithering to s levels of max|x| or ||x||_2 (BytePS), with a linear partition "
+                             "(QSGD's levels; omega = min(d/s^2, sqrt(d)/s)) or the natural one {0, 2^(1-s), ..., 1/2, "
+                             "1} (Horvath et al. 2019; omega = 1/8 + a min(1, a), a = sqrt(d) 2^(1-s)). Unbiased. "
+                             "Seeded: advances step per call.")
+      .def(py::init([=](std::uint32_t s, const std::string& partition, const std::string& norm, std::uint64_t seed,
+                        std::uint64_t step) {
+             return checked(dithering{
+                 .s = s, .partition = partition_of(partition), .norm = norm_of(norm), .seed = seed, .step = step});
+           }),
+           py::arg("s") = 1, py::arg("partition") = "linear", py::arg("norm") = "max", py::arg("seed") = 0,
+           py::arg("step") = 0)
+      .def_readwrite("s", &dithering::s)
+      .def_property(
+          "partition", [=](const dithering& c) { return std::string(partition_name(c.partition)); },
+          [=](dithering& c, const std::string& name) { c.partition = partition_of(name); })
+      .def_property(
+          "norm", [=](const dithering& c) { return std::string(norm_name(c.norm)); },
+          [=](dithering& c, const std::string& name) { c.norm = norm_of(name); })
+      .def_readwrite("seed", &dithering::seed)
+      .def_readwrite("step", &dithering::step)
+      .def("__repr__", [=](const dithering& c) {
+        return repr_of(c, {{"s", std::to_string(c.s)},
+                           {"partition", std::string("'") + partition_name(c.partition) + "'"},
+                           {"norm", std::string("'") + norm_name(c.norm) + "'"},
+                           {"seed", std::to_string(c.seed)},
+                           {"step", std::to_string(c.step)}});
       });
 
   bind_compressor<maxmin_quantizer>(m,

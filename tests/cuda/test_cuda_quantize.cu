@@ -1,4 +1,4 @@
-// qsgd, terngrad and grid_rounding on the CUDA back end against exec::seq, bit for bit: the levels (the
+// qsgd, terngrad, grid_rounding and dithering on the CUDA back end against exec::seq, bit for bit: the levels (the
 // same counter stream), the scale (the reference's norm, with its rescue for double sums of
 // squares that under- or overflow), level_bits, the step, the wire bytes, the errors (input
 // the reference rejects is rejected with its message, out and step unchanged),
@@ -23,6 +23,7 @@ void check_quantizer(C c, const std::vector<T>& x, gc::cuda::quantized_vector<T>
   REQUIRE(got.dim == want.dim);
   REQUIRE(std::bit_cast<gc::detail::uint_of<T>>(got.scale) == std::bit_cast<gc::detail::uint_of<T>>(want.scale));
   REQUIRE(got.level_bits == want.level_bits);
+  REQUIRE(got.coding == want.coding);
   REQUIRE(got.levels == want.levels);
   CHECK(out.encode() == gc::encode(want));
 }
@@ -83,6 +84,31 @@ TEST_CASE_TEMPLATE("terngrad: exec::seq's scale max |x_i| and ternary levels on 
   check_quantizer(gc::terngrad{.seed = 1}, std::vector<T>(1000, T(0)), out);
 }
 
+TEST_CASE_TEMPLATE("dithering: both partitions and norms give exec::seq's message on every input kind and size", T,
+                   float, double) {
+  gc::cuda::quantized_vector<T> out;
+  for (const std::size_t d : sizes()) {
+    for (const gt::input_kind kind : gt::all_input_kinds) {
+      CAPTURE(d);
+      CAPTURE(gt::to_string(kind));
+      const std::vector<T> x = gt::make_input<T>(kind, d, d + 41);
+      for (const auto p : {gc::dithering::linear, gc::dithering::natural})
+        for (const auto n : {gc::dithering::max, gc::dithering::l2})
+          for (const std::uint32_t s : {1u, 4u, 30u}) {
+            CAPTURE(static_cast<int>(p));
+            CAPTURE(static_cast<int>(n));
+            CAPTURE(s);
+            check_quantizer(gc::dithering{.s = s, .partition = p, .norm = n, .seed = 9, .step = d}, x, out);
+          }
+    }
+  }
+  // Levels of both codings into one reused message: the coding is replaced too.
+  const std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, 5000, 1);
+  check_quantizer(gc::dithering{.s = 8, .partition = gc::dithering::natural, .seed = 1}, x, out);
+  check_quantizer(gc::dithering{.s = 8, .seed = 1}, x, out);
+  check_quantizer(gc::dithering{.s = 8, .partition = gc::dithering::natural, .norm = gc::dithering::l2}, x, out);
+}
+
 TEST_CASE("qsgd: double norms that under- or overflow get the reference's rescue") {
   gc::cuda::quantized_vector<double> out;
   std::vector<double> tiny(10000, 1e-200);
@@ -127,6 +153,10 @@ TEST_CASE("quantizers: input the reference rejects gives its error, out and the 
   near_max[1] = near_max[2] = std::numeric_limits<double>::max() * 0.9;
   check_rejected(gc::qsgd{.s = 2}, near_max, "can be quantized to level");
   check_rejected(gc::qsgd{.s = 1}, near_max, "overflows the value type");  // the scale itself
+  check_rejected(gc::dithering{.s = 2, .partition = gc::dithering::natural}, nan_at_7, "x[7]");
+  check_rejected(gc::dithering{.s = 2, .norm = gc::dithering::l2, .seed = 3}, nan_at_7, "x[7]");
+  check_rejected(gc::dithering{.s = 2, .partition = gc::dithering::natural, .norm = gc::dithering::l2}, near_max,
+                 "can be quantized to level");
 }
 
 TEST_CASE_TEMPLATE("quantizers: decompress_add adds scale * level with the reference's roundings", T, float, double) {
@@ -144,5 +174,7 @@ TEST_CASE("quantizers: error feedback on the device gives the host's steps") {
   check_feedback_steps(gc::qsgd{.s = 7, .seed = 11}, d, 0.5f);
   check_feedback_steps(gc::grid_rounding{.spacing = 0.05, .stochastic = true, .seed = 12}, d, 0.5f);
   check_feedback_steps(gc::terngrad{.seed = 14}, d, 0.5f);
+  check_feedback_steps(gc::dithering{.s = 6, .partition = gc::dithering::natural, .norm = gc::dithering::l2, .seed = 15},
+                       d, 0.5f);
   check_feedback_steps<gc::qsgd, gc::float16>(gc::qsgd{.s = 100, .seed = 13}, d, 1.0f);
 }

@@ -94,3 +94,104 @@ TEST_CASE("sign compressors: block_size 0 is the reference's gc::error") {
   CHECK_THROWS_WITH_AS(gc::compress(gc::cuda::par, gc::blockwise_sign{.block_size = 0}, dx.span(), out),
                        doctest::Contains("block_size must be >= 1"), gc::error);
 }
+
+// ---- onebit ----
+// onebit (two_level_vector) on the CUDA back end against exec::seq, bit for bit: the lows and highs (three
+// reference trees per block, the empty groups, the rescue of a double group sum that
+// overflows), the bits (-0 and NaN non-negative, bits past dim zero), the wire bytes,
+// decompress_add, and the error-feedback steps.
+// (block_sizes above: onebit::whole is SIZE_MAX.)
+namespace {
+
+template <class T>
+void check_onebit(const gc::onebit& c, const std::vector<T>& x, gc::cuda::two_level_vector<T>& out) {
+  gc::two_level_vector<T> want;
+  gc::compress(gc::exec::seq, c, x, want);
+  const device_copy<T> dx(x);
+  gc::compress(gc::cuda::par, c, dx.span(), out);
+  const gc::two_level_vector<T> got = out.to_host();
+  REQUIRE(got.dim == want.dim);
+  REQUIRE(got.block_size == want.block_size);
+  REQUIRE(gt::same_result(got.lows, want.lows));  // computed: NaN payloads may differ
+  REQUIRE(gt::same_result(got.highs, want.highs));
+  REQUIRE(got.negative == want.negative);
+  CHECK(gc::wire_bytes(got) == out.wire_bytes());
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("onebit: exec::seq's lows, highs and bits on every input kind, size and block size", T, float,
+                   double) {
+  gc::cuda::two_level_vector<T> out;  // reused across calls
+  for (const std::size_t d : sizes()) {
+    for (const gt::input_kind kind : gt::all_input_kinds) {
+      CAPTURE(d);
+      CAPTURE(gt::to_string(kind));
+      std::vector<T> x = gt::make_input<T>(kind, d, d + 29);
+      if (d % 2 == 0) place_specials(x, d + 5);
+      for (const std::size_t b : block_sizes(d)) {
+        if (b == 1 && d > 70000) continue;  // one CUDA block per element: slow, and the same code as b = 7
+        CAPTURE(b);
+        check_onebit(gc::onebit{.block_size = b}, x, out);
+      }
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("onebit: blocks with one group empty send 0 for it", T, float, double) {
+  gc::cuda::two_level_vector<T> out;
+  for (const std::size_t d : {std::size_t{5}, std::size_t{4097}, std::size_t{70001}}) {
+    CAPTURE(d);
+    std::vector<T> positive(d), negative(d);
+    for (std::size_t i = 0; i < d; ++i) {
+      positive[i] = i % 3 == 0 ? -T(0) : T(1) + T(i % 7);
+      negative[i] = -T(1) - T(i % 5);
+    }
+    for (const std::size_t b : {std::size_t{3}, std::size_t{5000}, gc::onebit::whole}) {
+      check_onebit(gc::onebit{.block_size = b}, positive, out);
+      check_onebit(gc::onebit{.block_size = b}, negative, out);
+    }
+  }
+}
+
+TEST_CASE("onebit: a double group whose |x| sum overflows gets the reference's rescued mean") {
+  const std::size_t d = 20000;
+  std::vector<double> x(d, 1e306);
+  for (std::size_t i = 0; i < d; i += 3) x[i] = -x[i];
+  x[5] = 0.0;
+  gc::cuda::two_level_vector<double> out;
+  for (const std::size_t b : {gc::onebit::whole, std::size_t{5000}, std::size_t{300}}) {
+    check_onebit(gc::onebit{.block_size = b}, x, out);
+    const auto got = out.to_host();
+    for (const double v : got.lows) CHECK(std::isfinite(v));
+    for (const double v : got.highs) CHECK(std::isfinite(v));
+  }
+  x[7] = std::numeric_limits<double>::infinity();  // an Inf in the input: that group's mean is Inf, as on the host
+  check_onebit(gc::onebit{.block_size = 5000}, x, out);
+  x[8] = -std::numeric_limits<double>::infinity();
+  check_onebit(gc::onebit{}, x, out);
+}
+
+TEST_CASE_TEMPLATE("onebit: decompress_add adds lows and highs with the reference's roundings", T, float, double) {
+  for (const std::size_t d : {std::size_t{1}, std::size_t{4097}, std::size_t{1000003}}) {
+    CAPTURE(d);
+    gc::two_level_vector<T> m;
+    const std::vector<T> x = gt::make_input<T>(gt::input_kind::heavy_tailed, d, 6);
+    gc::compress(gc::exec::seq, gc::onebit{.block_size = 100}, x, m);
+    check_decompress_add<T, gc::two_level_vector<T>, gc::cuda::two_level_vector<T>>(m, d);
+  }
+}
+
+TEST_CASE("onebit: error feedback on the device gives the host's steps") {
+  const std::size_t d = 300001;
+  check_feedback_steps(gc::onebit{}, d, 0.5f);
+  check_feedback_steps(gc::onebit{.block_size = 256}, d, 0.5f);
+  check_feedback_steps<gc::onebit, gc::bfloat16>(gc::onebit{.block_size = 5000}, d, 1.0f);
+}
+
+TEST_CASE("onebit: block_size 0 is the reference's gc::error") {
+  const device_copy<float> dx(std::vector<float>(10, 1.0f));
+  gc::cuda::two_level_vector<float> out;
+  CHECK_THROWS_WITH_AS(gc::compress(gc::cuda::par, gc::onebit{.block_size = 0}, dx.span(), out),
+                       doctest::Contains("block_size must be >= 1"), gc::error);
+}

@@ -50,7 +50,17 @@ void check_same_payload(const gc::quantized_vector<T>& ref, const gc::quantized_
   REQUIRE(ref.dim == got.dim);
   CHECK(gt::bits(ref.scale) == gt::bits(got.scale));
   CHECK(ref.level_bits == got.level_bits);
+  CHECK(ref.coding == got.coding);
   CHECK(ref.levels == got.levels);
+}
+
+template <class T>
+void check_same_payload(const gc::two_level_vector<T>& ref, const gc::two_level_vector<T>& got) {
+  REQUIRE(ref.dim == got.dim);
+  REQUIRE(ref.block_size == got.block_size);
+  CHECK(ref.negative == got.negative);
+  CHECK(gt::same_result(ref.lows, got.lows));  // computed: NaN payloads may differ
+  CHECK(gt::same_result(ref.highs, got.highs));
 }
 
 template <class T>

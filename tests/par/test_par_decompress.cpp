@@ -95,6 +95,14 @@ TEST_CASE_TEMPLATE("par decompress_add: every payload bit-identical to seq", T, 
           check_decompress(p, dense0);
         }
       }
+      {
+        gc::two_level_vector<T> p;
+        for (const std::size_t b : {std::size_t{7}, std::size_t{5000}, gc::onebit::whole}) {
+          CAPTURE(b);
+          gc::compress(gc::exec::seq, gc::onebit{.block_size = b}, x, p);
+          check_decompress(p, dense0);
+        }
+      }
       if (d % 3 != 0) {  // quantizers reject NaN and Inf
         gc::quantized_vector<T> p;
         gc::compress(gc::exec::seq, gc::qsgd{.s = 7, .seed = d}, x, p);
@@ -125,8 +133,8 @@ TEST_CASE_TEMPLATE("par decompress_add: every payload bit-identical to seq", T, 
   }
 }
 
-TEST_CASE_TEMPLATE("par decompress_add: float code and bucket payloads reject bad shapes as seq does", T, float,
-                   double) {
+TEST_CASE_TEMPLATE("par decompress_add: float code, bucket and two-level payloads reject bad shapes as seq does", T,
+                   float, double) {
   const std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, 70001, 5);
   gc::float_code_vector<T> c;
   gc::compress(gc::exec::seq, gc::float16_cast{}, x, c);
@@ -138,6 +146,11 @@ TEST_CASE_TEMPLATE("par decompress_add: float code and bucket payloads reject ba
   check_decompress_error<T>(q, x.size() - 1);
   q.units.pop_back();
   check_decompress_error<T>(q, x.size());  // a bucket's unit missing
+  gc::two_level_vector<T> t;
+  gc::compress(gc::exec::seq, gc::onebit{.block_size = 100}, x, t);
+  check_decompress_error<T>(t, x.size() + 1);
+  t.highs.pop_back();
+  check_decompress_error<T>(t, x.size());  // a block's high missing
 }
 
 TEST_CASE_TEMPLATE("par decompress_add: hand-built payloads with repeated or descending indices add like seq", T,

@@ -1,4 +1,4 @@
-// terngrad, sign, momentum<C>, ef21<C> and budget_threshold on exec::par: bit-identical to
+// terngrad, dithering, sign, momentum<C>, ef21<C> and budget_threshold on exec::par: bit-identical to
 // exec::seq for the same seed and step, the same step advance, and the same errors.
 #include "par_compare.hpp"
 
@@ -18,6 +18,14 @@ gc::quantized_vector<T> stale_levels(std::size_t d) {
   q.scale = T(9);
   q.level_bits = 17;
   q.levels.assign(d + 2, 12345);
+  return q;
+}
+
+/// A stale payload with the other coding, which the compressor must overwrite too.
+template <class T>
+gc::quantized_vector<T> stale_natural(std::size_t d) {
+  gc::quantized_vector<T> q = stale_levels<T>(d);
+  q.coding = gc::level_coding::power_of_two;
   return q;
 }
 
@@ -78,6 +86,78 @@ TEST_CASE_TEMPLATE("par terngrad: zeros, denormals, the largest values, and erro
   });
 }
 
+TEST_CASE_TEMPLATE("par dithering: both partitions and norms bit-identical to seq", T, float, double) {
+  using part = gc::dithering::partition_kind;
+  using norm = gc::dithering::norm_kind;
+  for (const gt::input_kind kind : gt::all_input_kinds) {
+    for (const std::size_t d : par_sizes()) {
+      const std::string kind_name = gt::to_string(kind);
+      CAPTURE(kind_name);
+      CAPTURE(d);
+      if (d >= (std::size_t{1} << 20) && kind != gt::input_kind::normal) continue;  // one kind spans 16 chunks
+      const std::vector<T> x = gt::make_input<T>(kind, d, d + 5);
+      for (const part p : {part::linear, part::natural})
+        for (const norm n : {norm::max, norm::l2}) {
+          if (p == part::linear && n == norm::l2) continue;  // qsgd itself (test_par_quantizers; the call below)
+          CAPTURE(static_cast<int>(p));
+          CAPTURE(static_cast<int>(n));
+          const gc::dithering c{.s = p == part::linear ? 5u : 4u, .partition = p, .norm = n, .seed = 7 + d, .step = 1};
+          check_twice_as_seq(x, c, p == part::linear ? stale_natural<T>(d) : stale_levels<T>(d));
+        }
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("par dithering: extremes, tiny scales and errors match seq", T, float, double) {
+  const T big = std::numeric_limits<T>::max(), tiny = std::numeric_limits<T>::denorm_min();
+  for (const std::size_t d : {std::size_t{1}, std::size_t{33}, std::size_t{70001}}) {
+    CAPTURE(d);
+    for (const auto p : {gc::dithering::linear, gc::dithering::natural})
+      for (const auto n : {gc::dithering::max, gc::dithering::l2}) {
+        CAPTURE(static_cast<int>(p));
+        CAPTURE(static_cast<int>(n));
+        const gc::dithering c{.s = 30, .partition = p, .norm = n, .seed = 3};
+        std::vector<T> x(d, T(0));
+        check_twice_as_seq(x, c, stale_levels<T>(d));  // scale 0: every level 0
+        for (std::size_t i = 0; i < d; i += 3) x[i] = (i % 2 ? -tiny : tiny);
+        check_twice_as_seq(x, c, stale_natural<T>(d));  // the scale underflows to 0 or a denormal
+        for (std::size_t i = 0; i < d; ++i) x[i] = (i % 5 ? big : -big) / T(i % 7 + 1);
+        if (n == gc::dithering::max) {  // the scale is near max(T); a linear one of s = 1 is max |x_i| exactly
+          gc::dithering near = c;
+          if (p == gc::dithering::linear) near.s = 1;
+          check_twice_as_seq(x, near, stale_levels<T>(d));
+        }
+      }
+  }
+  const T specials[] = {std::numeric_limits<T>::quiet_NaN(), -std::numeric_limits<T>::infinity()};
+  for_each_thread_count([&] {
+    for (const std::size_t d : {std::size_t{5}, std::size_t{3 * 65536 + 4099}}) {
+      const std::vector<T> good = gt::make_input<T>(gt::input_kind::normal, d, 1);
+      for (const auto p : {gc::dithering::linear, gc::dithering::natural})
+        for (const auto n : {gc::dithering::max, gc::dithering::l2}) {
+          const gc::dithering c{.s = 3, .partition = p, .norm = n, .seed = 3, .step = 7};
+          gc::quantized_vector<T> before;
+          gc::dithering warm = c;
+          gc::compress(gc::exec::seq, warm, good, before);
+          for (const auto& policy : policies()) {
+            for (const T bad : specials) {
+              std::vector<T> x = good;
+              x[d - 2] = bad;
+              x[d / 2] = bad;  // the first one is named
+              check_same_rejection(policy, c, std::span<const T>(x), before);
+            }
+            // Levels that would overflow: the l2 scale of two maxima is sqrt(2) max / 2^k.
+            std::vector<T> huge = good;
+            huge[0] = big;
+            huge[d - 1] = -big;
+            check_same_rejection(policy, gc::dithering{.s = 2, .partition = p, .norm = gc::dithering::l2, .seed = 1},
+                                 std::span<const T>(huge), before);
+          }
+        }
+    }
+  });
+}
+
 TEST_CASE_TEMPLATE("par sign: a bad scale is rejected as on seq, the payload unchanged", T, float, double) {
   const std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, 70001, 4);
   gc::sign_vector<T> before;
@@ -87,7 +167,8 @@ TEST_CASE_TEMPLATE("par sign: a bad scale is rejected as on seq, the payload unc
       check_same_rejection(policy, gc::sign{.scale = bad}, std::span<const T>(x), before);
 }
 
-TEST_CASE_TEMPLATE("par momentum: Signum and DGC's masked momentum over error feedback match seq", T, float, double) {
+TEST_CASE_TEMPLATE("par momentum: Signum, DGC's masked momentum and Nesterov over error feedback match seq", T, float,
+                   double) {
   using ef_top_k = gc::error_feedback<gc::top_k, T>;
   for (const std::size_t d : {std::size_t{1}, std::size_t{1000}, std::size_t{3 * 65536 + 4099}}) {
     CAPTURE(d);
@@ -97,6 +178,12 @@ TEST_CASE_TEMPLATE("par momentum: Signum and DGC's masked momentum over error fe
         gc::momentum<gc::sign, T> signum_seq(gc::sign{}, d, 0.9), signum_par(gc::sign{}, d, 0.9);
         gc::momentum<ef_top_k, T> dgc_seq(ef_top_k(gc::top_k{.k = 1 + d / 100}, d), d, 0.9, gc::momentum_masking::sent);
         gc::momentum<ef_top_k, T> dgc_par(ef_top_k(gc::top_k{.k = 1 + d / 100}, d), d, 0.9, gc::momentum_masking::sent);
+        // BytePS's Nesterov decorator around error feedback and scaled sign (its onebit).
+        using ef_sign = gc::error_feedback<gc::scaled_sign, T>;
+        gc::momentum<ef_sign, T> nesterov_seq(ef_sign(gc::scaled_sign{}, d), d, 0.9, gc::momentum_masking::none,
+                                              gc::momentum_form::nesterov);
+        gc::momentum<ef_sign, T> nesterov_par(ef_sign(gc::scaled_sign{}, d), d, 0.9, gc::momentum_masking::none,
+                                              gc::momentum_form::nesterov);
         for (int step = 0; step < 3; ++step) {
           CAPTURE(step);
           const std::vector<T> g = gt::make_input<T>(gt::all_input_kinds[static_cast<std::size_t>(step)], d, d + step);
@@ -107,6 +194,10 @@ TEST_CASE_TEMPLATE("par momentum: Signum and DGC's masked momentum over error fe
                             dgc_par.compress(policy, std::span<const T>(g)), true);
           CHECK(gt::same_bits(dgc_seq.velocity(), dgc_par.velocity()));
           CHECK(gt::same_bits(dgc_seq.base().error(), dgc_par.base().error()));
+          check_same_payload(nesterov_seq.compress(gc::exec::seq, std::span<const T>(g)),
+                             nesterov_par.compress(policy, std::span<const T>(g)));
+          CHECK(gt::same_bits(nesterov_seq.velocity(), nesterov_par.velocity()));
+          CHECK(gt::same_bits(nesterov_seq.base().error(), nesterov_par.base().error()));
         }
       }
     });

@@ -4,7 +4,8 @@
 //   gradcomp_python_reference <spec> <inputs.f32> <dim> <steps> <out-dir>
 //
 // spec: "top_k:k=10", "hard_threshold:lambda=0.5", "random_k:k=5,seed=3", "qsgd:s=4,seed=7",
-// "grid_rounding:spacing=0.1,stochastic=1,seed=2", "blockwise_sign:block_size=16",
+// "grid_rounding:spacing=0.1,stochastic=1,seed=2", "blockwise_sign:block_size=16", "onebit",
+// "onebit:block_size=16",
 // "scaled_sign", "identity", "unbiased_random_k:k=5,seed=3". inputs: steps * dim float32
 // (native byte order). Writes compress.bin (the encoded message of compress(c, x_0)),
 // ef_<t>.bin (the encoded error-feedback message of step t, scale 0.5), residual.f32 (the
@@ -91,9 +92,20 @@ int main(int argc, char** argv) try {
     return run(gc::unbiased_random_k{.k = u64("k", 1), .seed = u64("seed", 0)}, inputs, dim, steps, dir);
   if (name == "scaled_sign") return run(gc::scaled_sign{}, inputs, dim, steps, dir);
   if (name == "blockwise_sign") return run(gc::blockwise_sign{.block_size = u64("block_size", 256)}, inputs, dim, steps, dir);
+  if (name == "onebit") return run(gc::onebit{.block_size = u64("block_size", gc::onebit::whole)}, inputs, dim, steps, dir);
   if (name == "qsgd")
     return run(gc::qsgd{.s = static_cast<std::uint32_t>(u64("s", 1)), .seed = u64("seed", 0)}, inputs, dim, steps, dir);
   if (name == "terngrad") return run(gc::terngrad{.seed = u64("seed", 0)}, inputs, dim, steps, dir);
+  if (name == "dithering") {
+    const std::string partition = p.count("partition") ? p["partition"] : "linear", norm = p.count("norm") ? p["norm"] : "max";
+    if ((partition != "linear" && partition != "natural") || (norm != "max" && norm != "l2"))
+      throw std::runtime_error("dithering: partition is linear or natural, norm is max or l2");
+    return run(gc::dithering{.s = static_cast<std::uint32_t>(u64("s", 1)),
+                             .partition = partition == "natural" ? gc::dithering::natural : gc::dithering::linear,
+                             .norm = norm == "l2" ? gc::dithering::l2 : gc::dithering::max,
+                             .seed = u64("seed", 0)},
+               inputs, dim, steps, dir);
+  }
   if (name == "sign") return run(gc::sign{.scale = f64("scale", 1.0)}, inputs, dim, steps, dir);
   if (name == "float16_cast") return run(gc::float16_cast{}, inputs, dim, steps, dir);
   if (name == "bfloat16_cast") return run(gc::bfloat16_cast{}, inputs, dim, steps, dir);

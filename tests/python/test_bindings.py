@@ -29,8 +29,12 @@ SPECS = [
     ("unbiased_random_k:k=29,seed=5", lambda: gc.unbiased_random_k(k=29, seed=5)),
     ("scaled_sign", lambda: gc.scaled_sign()),
     ("blockwise_sign:block_size=16", lambda: gc.blockwise_sign(block_size=16)),
+    ("onebit", lambda: gc.onebit()),
+    ("onebit:block_size=16", lambda: gc.onebit(block_size=16)),
     ("qsgd:s=4,seed=7", lambda: gc.qsgd(s=4, seed=7)),
     ("terngrad:seed=8", lambda: gc.terngrad(seed=8)),
+    ("dithering:s=3,partition=natural,norm=l2,seed=11", lambda: gc.dithering(s=3, partition="natural", norm="l2", seed=11)),
+    ("dithering:s=2,seed=12", lambda: gc.dithering(s=2, seed=12)),
     ("sign", lambda: gc.sign()),
     ("sign:scale=0.125", lambda: gc.sign(scale=0.125)),
     ("float16_cast", lambda: gc.float16_cast()),
@@ -122,8 +126,10 @@ class TestCompressors(unittest.TestCase):
             "unbiased_random_k": (("unbiased",), "allreduce", gc.seeded_sparse_vector),
             "scaled_sign": (("contractive",), "gather", gc.sign_vector),
             "blockwise_sign": (("contractive",), "gather", gc.sign_vector),
+            "onebit": (("contractive",), "gather", gc.two_level_vector),
             "qsgd": (("unbiased",), "gather", gc.quantized_vector),
             "terngrad": (("unbiased",), "gather", gc.quantized_vector),
+            "dithering": (("unbiased",), "gather", gc.quantized_vector),
             "sign": ((), "gather", gc.sign_vector),
             "maxmin_quantizer": (("unbiased",), "gather", gc.bucket_quantized_vector),
             "float16_cast": (("contractive",), "gather", gc.float_code_vector),
@@ -146,8 +152,12 @@ class TestCompressors(unittest.TestCase):
         self.assertEqual(gc.top_k(k=10).delta(1000), 0.01)
         self.assertEqual(gc.scaled_sign().delta(50), 1 / 50)
         self.assertEqual(gc.blockwise_sign(block_size=8).delta(1000), 1 / 8)
+        self.assertEqual(gc.onebit().delta(50), 1 / 50)
+        self.assertEqual(gc.onebit(block_size=8).delta(1000), 1 / 8)
         self.assertEqual(gc.unbiased_random_k(k=10).omega(1000), 99.0)
         self.assertEqual(gc.terngrad().omega(100), 9.0)
+        self.assertEqual(gc.dithering(s=4).omega(100), 2.5)  # min(d/s^2, sqrt(d)/s)
+        self.assertEqual(gc.dithering(s=4, partition="natural").omega(16), 0.375)  # 1/8 + a min(1, a), a = 1/2
         self.assertFalse(hasattr(gc.sign(), "delta") or hasattr(gc.sign(), "omega"))
         # Absolute bounds are rounded up (never below d * lambda^2, d q^2 / 4).
         self.assertGreaterEqual(gc.hard_threshold(0.5).absolute_bound(4), 1.0)
@@ -156,6 +166,25 @@ class TestCompressors(unittest.TestCase):
         self.assertAlmostEqual(gc.grid_rounding(spacing=2.0).absolute_bound(3), 3.0, places=12)
         self.assertFalse(hasattr(gc.top_k(k=1), "omega"))
         self.assertEqual(gc.hard_threshold.matching_top_k(100).lambda_, 0.05)
+
+    def test_onebit(self):
+        c = gc.onebit()
+        self.assertEqual(c.block_size, gc.onebit.whole)
+        self.assertEqual(gc.onebit.whole, 2**64 - 1)
+        self.assertEqual(repr(c), "onebit()")
+        self.assertEqual(repr(gc.onebit(block_size=3)), "onebit(block_size=3)")
+        x = np.array([1, -2, 3, -4, 5, -6, 8], np.float32)
+        m = gc.compress(c, x)
+        self.assertIsInstance(m, gc.two_level_vector)
+        self.assertEqual((m.dim, m.block_size, m.sent_elements), (7, gc.onebit.whole, 7))
+        self.assertEqual((m.lows.tolist(), m.highs.tolist()), ([-4.0], [4.25]))
+        self.assertEqual(m.to_dense().tolist(), [4.25, -4, 4.25, -4, 4.25, -4, 4.25])
+        m = gc.compress(gc.onebit(block_size=3), x, policy="seq")
+        self.assertEqual((m.lows.tolist(), m.highs.tolist()), ([-2.0, -5.0, 0.0], [2.0, 5.0, 8.0]))
+        self.assertEqual(m.wire_bytes, 24 + 2 * 3 * 4 + 1)
+        self.assertEqual(gc.two_level_vector.decode(m.encode()), m)
+        with self.assertRaisesRegex(gc.Error, "onebit: block_size must be >= 1"):
+            gc.onebit(block_size=0)
 
     def test_parameters_and_repr(self):
         c = gc.qsgd(s=4, seed=9)
@@ -169,6 +198,15 @@ class TestCompressors(unittest.TestCase):
         gc.compress(r, np.ones(10, np.float32))
         self.assertEqual(r.step, 1)  # seeded compressors advance, as in C++
         self.assertEqual(copy.copy(r).step, 1)
+        d = gc.dithering(s=3, partition="natural", norm="l2", seed=2)
+        self.assertEqual(repr(d), "dithering(s=3, partition='natural', norm='l2', seed=2, step=0)")
+        self.assertEqual((d.partition, d.norm), ("natural", "l2"))
+        m = gc.compress(d, np.array([1.0, -0.5, 0.0, 0.25], np.float32))
+        self.assertEqual(m.coding, "power_of_two")
+        self.assertTrue(set(np.abs(m.levels).tolist()) <= {0, 1, 2, 4, 8})
+        self.assertEqual(gc.compress(gc.dithering(s=3), np.ones(4, np.float32)).coding, "linear")
+        d.partition = "linear"
+        self.assertEqual(d.partition, "linear")
 
     def test_bad_parameters_raise_at_construction(self):
         with self.assertRaisesRegex(gc.Error, "k must be >= 1"):
@@ -181,6 +219,12 @@ class TestCompressors(unittest.TestCase):
             gc.blockwise_sign(block_size=0)
         with self.assertRaisesRegex(gc.Error, r"s \(number of levels\) must be >= 1"):
             gc.qsgd(s=0)
+        with self.assertRaisesRegex(gc.Error, "<= 30 for the natural partition"):
+            gc.dithering(s=31, partition="natural")
+        with self.assertRaisesRegex(gc.Error, "partition must be \"linear\" or \"natural\""):
+            gc.dithering(partition="log")
+        with self.assertRaisesRegex(gc.Error, "norm must be \"max\" or \"l2\""):
+            gc.dithering(norm="l1")
         with self.assertRaisesRegex(gc.Error, "scale must be finite and > 0"):
             gc.sign(scale=0.0)
         self.assertTrue(issubclass(gc.Error, ValueError))

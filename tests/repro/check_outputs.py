@@ -148,8 +148,8 @@ def check_dir(kind, directory):
 # The MLP's tensors (784 x 128, 128, 128 x 10, 10) as PowerSGD sees them: a matrix is
 # compressed when r (rows + cols) < rows * cols, else sent dense (the biases).
 MLP_SHAPES = [(784, 128), (128, 1), (128, 10), (10, 1)]
-DENSE_QUANTIZERS = ("qsgd_4bit", "terngrad", "natural_compression", "maxmin_8bit", "float16_cast", "bfloat16_cast",
-                    "signum")
+DENSE_QUANTIZERS = ("qsgd_4bit", "terngrad", "natural_compression", "natural_dithering", "maxmin_8bit",
+                    "float16_cast", "bfloat16_cast", "signum", "ef_onebit")
 
 
 def powersgd_values_per_step(rank):

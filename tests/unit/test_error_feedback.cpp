@@ -169,6 +169,8 @@ void for_each_compressor(F&& f) {
   f("scaled_sign", gc::scaled_sign{});
   f("blockwise_sign{7}", gc::blockwise_sign{.block_size = 7});
   f("blockwise_sign{64}", gc::blockwise_sign{.block_size = 64});
+  f("onebit", gc::onebit{});
+  f("onebit{7}", gc::onebit{.block_size = 7});
   f("qsgd{1}", gc::qsgd{.s = 1, .seed = 13});
   f("qsgd{16}", gc::qsgd{.s = 16, .seed = 14});
   f("grid_rounding{0.25}", gc::grid_rounding{.spacing = 0.25});
@@ -448,6 +450,7 @@ TEST_CASE_TEMPLATE("error_feedback: conservation holds to rounding for sign, qsg
   };
   run("scaled_sign", gc::scaled_sign{});
   run("blockwise_sign{16}", gc::blockwise_sign{.block_size = 16});
+  run("onebit{16}", gc::onebit{.block_size = 16});
   run("qsgd{4}", gc::qsgd{.s = 4, .seed = 5});
   run("unbiased_random_k{5}", gc::unbiased_random_k{.k = 5, .seed = 6});
 }

@@ -213,6 +213,36 @@ TEST_CASE_TEMPLATE("momentum: u = g + beta u before the compressor, bit for bit 
   for (const T v : m.velocity()) CHECK(v == T(0));
 }
 
+TEST_CASE_TEMPLATE("momentum: the Nesterov form compresses g + beta u with the new u, as BytePS's decorator", T, float,
+                   double) {
+  const std::size_t d = 300;
+  const T beta = static_cast<T>(0.9);
+  gc::momentum<gc::identity, T> m(gc::identity{}, d, 0.9, gc::momentum_masking::none, gc::momentum_form::nesterov);
+  CHECK(m.form() == gc::momentum_form::nesterov);
+  std::vector<T> u(d, T(0)), p(d);
+  for (int step = 0; step < 5; ++step) {
+    const std::vector<T> g = gt::make_input<T>(gt::all_input_kinds[static_cast<std::size_t>(step)], d, 80 + step);
+    for (std::size_t i = 0; i < d; ++i) {
+      u[i] = beta * u[i] + g[i];  // m_t = mu m_(t-1) + g_t
+      p[i] = beta * u[i] + g[i];  // p_t = mu m_t + g_t
+    }
+    const auto& msg = m.compress(gc::exec::seq, std::span<const T>(g));
+    CHECK(gt::same_bits(msg.values, p));
+    CHECK(gt::same_bits(std::vector<T>(m.velocity().begin(), m.velocity().end()), u));
+  }
+  // A look-ahead that overflows is rejected before anything changes.
+  gc::momentum<gc::identity, T> big(gc::identity{}, 2, 0.5, gc::momentum_masking::none, gc::momentum_form::nesterov);
+  const T huge = std::numeric_limits<T>::max() / T(1.2);  // u = huge, g + u / 2 = 1.25 max
+  const std::vector<T> g{huge, T(1)};
+  CHECK_THROWS_WITH_AS(big.compress(gc::exec::seq, std::span<const T>(g)),
+                       doctest::Contains("Nesterov look-ahead g + beta * u is not finite at [0]"), gc::error);
+  CHECK(big.velocity()[0] == T(0));
+  CHECK(big.steps() == 0);
+  CHECK_THROWS_WITH_AS((gc::momentum<gc::identity, T>(gc::identity{}, 2, 0.5, gc::momentum_masking::none,
+                                                        static_cast<gc::momentum_form>(7))),
+                       doctest::Contains("form 7 is not heavy_ball or nesterov"), gc::error);
+}
+
 TEST_CASE_TEMPLATE("momentum: Signum's messages equal sign of the damped momentum", T, float, double) {
   const std::size_t d = 257;
   gc::momentum<gc::sign, T> signum(gc::sign{}, d, 0.5);  // beta = 1/2: both recursions are exact

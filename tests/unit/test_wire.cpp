@@ -292,6 +292,46 @@ struct traits<gc::sign_vector<T>> {
 };
 
 template <class T>
+struct traits<gc::two_level_vector<T>> {
+  using P = gc::two_level_vector<T>;
+  static constexpr unsigned kind = 8;
+  static constexpr unsigned index_bytes = 0;
+  static std::string name() { return std::string("two_level_vector<") + type_name<T>() + ">"; }
+  static std::size_t dim(const P& p) { return p.dim; }
+  static std::size_t blocks(std::size_t d, std::size_t b) { return d == 0 ? 0 : (d - 1) / b + 1; }
+  static std::size_t expected_size(const P& p) {
+    return 16 + 8 + 2 * blocks(p.dim, p.block_size) * sizeof(T) + (p.dim + 7) / 8;
+  }
+  static bool same(const P& a, const P& b) {
+    return a.dim == b.dim && a.block_size == b.block_size && a.negative == b.negative &&
+           gt::same_bits(a.lows, b.lows) && gt::same_bits(a.highs, b.highs);
+  }
+  static void generate(std::vector<sample<P>>& out, const std::vector<T>& x, const std::string& tag, u64) {
+    add<P>(out, gc::onebit{}, x, "onebit " + tag);
+    for (const std::size_t b : {1, 3, 64, 256})
+      add<P>(out, gc::onebit{.block_size = b}, x, "onebit{" + std::to_string(b) + "} " + tag);
+  }
+  static void generate_special(std::vector<sample<P>>& out, const std::vector<T>& x, const std::string& tag, u64 seed) {
+    generate(out, x, tag, seed);
+  }
+  static void check_layout(const P& p, const bytes_t& b) {
+    REQUIRE(b.size() == expected_size(p));
+    CHECK(read_le<u64>(b, 16) == p.block_size);
+    const std::size_t nb = blocks(p.dim, p.block_size);
+    bool ok = true;
+    for (std::size_t j = 0; j < nb; ++j) {
+      ok = ok && read_le<bits_of<T>>(b, 24 + j * sizeof(T)) == bits(p.lows[j]);
+      ok = ok && read_le<bits_of<T>>(b, 24 + (nb + j) * sizeof(T)) == bits(p.highs[j]);
+    }
+    const std::size_t bits_at = 24 + 2 * nb * sizeof(T);
+    for (std::size_t i = 0; i < p.dim; ++i) ok = ok && bit_at(b, bits_at, i) == p.is_negative(i);
+    for (std::size_t i = p.dim; i < (p.dim + 7) / 8 * 8; ++i) ok = ok && !bit_at(b, bits_at, i);
+    CHECK_MESSAGE(ok, "block_size, the lows at offset 24, the highs, then one bit per element, zero padding");
+  }
+  static std::vector<const void*> storage(const P& p) { return {p.lows.data(), p.highs.data(), p.negative.data()}; }
+};
+
+template <class T>
 struct traits<gc::quantized_vector<T>> {
   using P = gc::quantized_vector<T>;
   static constexpr unsigned kind = 4;
@@ -539,9 +579,12 @@ using fcode_f = gc::float_code_vector<float>;
 using fcode_d = gc::float_code_vector<double>;
 using bucket_f = gc::bucket_quantized_vector<float>;
 using bucket_d = gc::bucket_quantized_vector<double>;
+using two_f = gc::two_level_vector<float>;
+using two_d = gc::two_level_vector<double>;
 
 using all_payloads = std::tuple<sparse_f, sparse_d, sparse_f64i, sparse_d64i, seeded_f, seeded_d, sign_f, sign_d,
-                                quant_f, quant_d, dense_f, dense_d, fcode_f, fcode_d, bucket_f, bucket_d>;
+                                quant_f, quant_d, dense_f, dense_d, fcode_f, fcode_d, bucket_f, bucket_d, two_f,
+                                two_d>;
 
 constexpr std::size_t small_sizes[] = {0, 1, 2, 3, 7, 8, 9, 17, 64, 65};
 constexpr gt::input_kind few_kinds[] = {gt::input_kind::normal, gt::input_kind::with_zeros, gt::input_kind::ties};
@@ -924,13 +967,53 @@ TEST_CASE("wire: golden bytes of quantized_vector<float>") {
   const bytes_t golden = make_bytes({
       0x47, 0x43, 0x04, 0x01, 0x04, 0x00, 0x00, 0x00,  // kind 4
       0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // dim 5
-      0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // level_bits 3, reserved 0
+      0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // level_bits 3, coding 0 (linear)
       0x00, 0x00, 0x80, 0x3e,                          // 0.25f
       0x88, 0x66,                                      // packed levels
   });
   CHECK(gc::wire_bytes(p) == 30u);
   CHECK(gc::encode(p) == golden);
   CHECK(gc::decode<gc::quantized_vector<float>>(view(golden)) == p);
+}
+
+TEST_CASE("wire: golden bytes of quantized_vector<float> with power-of-two levels") {
+  // dim 5, scale 0.25, levels {0, -1, 2, -4, 8} = {0, -2^0, 2^1, -2^2, 2^3}, coded as
+  // zigzag(+-(j + 1)) = {0, 1, 4, 5, 8}: 4 bits each (linear coding would need zigzag(8) = 16,
+  // 5 bits). Packed LSB first: 0 | 1<<4 | 4<<8 | 5<<12 | 8<<16 = 0x085410 (20 bits).
+  gc::quantized_vector<float> p;
+  p.dim = 5;
+  p.scale = 0.25f;
+  p.level_bits = 4;
+  p.coding = gc::level_coding::power_of_two;
+  p.levels = {0, -1, 2, -4, 8};
+  const bytes_t golden = make_bytes({
+      0x47, 0x43, 0x04, 0x01, 0x04, 0x00, 0x00, 0x00,  // kind 4, version 1
+      0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // dim 5
+      0x04, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,  // level_bits 4, coding 1 (power of two)
+      0x00, 0x00, 0x80, 0x3e,                          // 0.25f
+      0x10, 0x54, 0x08,                                // packed codes
+  });
+  CHECK(gc::wire_bytes(p) == 31u);
+  CHECK(gc::encode(p) == golden);
+  CHECK(gc::decode<gc::quantized_vector<float>>(view(golden)) == p);
+  std::vector<float> dense(5, 0.0f);
+  gc::decompress_add(p, std::span<float>(dense));
+  CHECK(dense == std::vector<float>{0.0f, -0.25f, 0.5f, -1.0f, 2.0f});
+
+  // Encoding checks that the levels are what the coding can write.
+  gc::quantized_vector<float> bad = p;
+  bad.levels[2] = 3;
+  CHECK_THROWS_WITH_AS(gc::encode(bad), doctest::Contains("not 0 or +-2^j"), gc::error);
+  bad.levels[2] = std::numeric_limits<std::int32_t>::min();
+  CHECK_THROWS_WITH_AS(gc::encode(bad), doctest::Contains("not 0 or +-2^j"), gc::error);
+  bad = p;
+  bad.levels[4] = 16;  // zigzag(5) = 10 needs 4 bits: fits; 2^7 needs zigzag(8) = 16: 5 bits
+  CHECK_NOTHROW(gc::encode(bad));
+  bad.levels[4] = 128;
+  CHECK_THROWS_WITH_AS(gc::encode(bad), doctest::Contains("does not fit 4 bits"), gc::error);
+  bad = p;
+  bad.coding = static_cast<gc::level_coding>(7);
+  CHECK_THROWS_WITH_AS(gc::encode(bad), doctest::Contains("not a level_coding"), gc::error);
 }
 
 TEST_CASE("wire: golden bytes of dense_vector<double>") {
@@ -1393,6 +1476,90 @@ TEST_CASE_TEMPLATE("wire: sign_vector structural errors and padding bits", T, fl
   }
 }
 
+TEST_CASE("wire: golden bytes of two_level_vector<float>") {
+  // dim 10, blocks of 4 (3 blocks), lows {-0.5, -1, +0}, highs {0.25, 2, 4}, elements 0, 3, 5
+  // negative.
+  gc::two_level_vector<float> p;
+  p.reset(10, 4);
+  p.lows = {-0.5f, -1.0f, 0.0f};
+  p.highs = {0.25f, 2.0f, 4.0f};
+  p.negative[0] = (1u << 0) | (1u << 3) | (1u << 5);
+  const bytes_t golden = make_bytes({
+      0x47, 0x43, 0x08, 0x01, 0x04, 0x00, 0x00, 0x00,  // kind 8, version 1, float
+      0x0a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // dim 10
+      0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,  // block_size 4
+      0x00, 0x00, 0x00, 0xbf,                          // lows: -0.5f
+      0x00, 0x00, 0x80, 0xbf,                          //       -1.0f
+      0x00, 0x00, 0x00, 0x00,                          //       +0
+      0x00, 0x00, 0x80, 0x3e,                          // highs: 0.25f
+      0x00, 0x00, 0x00, 0x40,                          //        2.0f
+      0x00, 0x00, 0x80, 0x40,                          //        4.0f
+      0x29, 0x00,                                      // bits 0, 3, 5 (then 6 zero padding bits)
+  });
+  CHECK(gc::wire_bytes(p) == 50u);
+  CHECK(gc::encode(p) == golden);
+  const auto q = gc::decode<gc::two_level_vector<float>>(view(golden));
+  CHECK(traits<gc::two_level_vector<float>>::same(q, p));
+  CHECK(gt::same_bits(gt::densify<float>(q, 10),
+                      std::vector<float>{-0.5f, 0.25f, 0.25f, -0.5f, 2.0f, -1.0f, 2.0f, 2.0f, 4.0f, 4.0f}));
+  // What onebit sends for x is such a payload.
+  const std::vector<float> x{-0.5f, 0.0f, 0.5f, -0.5f, 2.0f, -1.0f, 1.0f, 3.0f, 4.0f, 4.0f};
+  gc::two_level_vector<float> sent;
+  gc::compress(gc::exec::seq, gc::onebit{.block_size = 4}, x, sent);
+  CHECK(gc::encode(sent) == golden);
+}
+
+TEST_CASE_TEMPLATE("wire: two_level_vector structural errors and padding bits", T, float, double) {
+  using P = gc::two_level_vector<T>;
+  // dim, block_size, the lows and highs (as many values as given), and bytes of bits.
+  const auto build = [](u64 dim, u64 block_size, std::vector<T> values, std::vector<unsigned> bit_bytes) {
+    bytes_t b = header(8, sizeof(T), 0, dim);
+    append_le(b, block_size);
+    for (const T v : values) append_value(b, v);
+    for (const unsigned v : bit_bytes) b.push_back(static_cast<std::byte>(v));
+    return b;
+  };
+  // 10 elements in blocks of 4: 3 lows, 3 highs, 2 bytes of bits.
+  const std::vector<T> six{T(-1), T(-2), T(-3), T(1), T(2), T(3)};
+  const P ok = expect_accept<P>(build(10, 4, six, {0x81, 0x02}));
+  CHECK(gt::same_bits(gt::densify<T>(ok, 10), std::vector<T>{T(-1), T(1), T(1), T(1), T(2), T(2), T(2), T(-2),
+                                                              T(3), T(-3)}));
+  expect_accept<P>(build(0, 4, {}, {}));
+  expect_reject<P>(build(10, 0, six, {0, 0}), "block_size");
+  // The block count follows from dim and block_size: one value short, one too many; bits short.
+  expect_reject<P>(build(10, 4, {T(-1), T(-2), T(-3), T(1), T(2)}, {0, 0}), "truncated");
+  expect_reject<P>(build(10, 4, six, {0}), "truncated");
+  expect_reject<P>(build(10, 5, six, {0, 0}), "trailing");  // 2 blocks of 5 need 4 values
+  // block_size 2^64 - 1: one block, and the block count must not overflow.
+  const P one = expect_accept<P>(build(10, ~u64{0}, {T(-0.5), T(0.25)}, {0x81, 0x02}));
+  CHECK(one.lows.size() == 1);
+  CHECK(gt::same_bits(gt::densify<T>(one, 10), std::vector<T>{T(-0.5), T(0.25), T(0.25), T(0.25), T(0.25), T(0.25),
+                                                               T(0.25), T(-0.5), T(0.25), T(-0.5)}));
+  // The values are not checked (as sign_vector's scales): any low and high decodes to itself.
+  expect_accept<P>(build(1, 1, {T(1), std::numeric_limits<T>::quiet_NaN()}, {0x01}));
+  // Padding bits: every bit after dim in the last byte must be zero; bits before it are signs.
+  for (std::size_t d = 1; d <= 20; ++d) {
+    CAPTURE(d);
+    const auto x = gt::make_input<T>(gt::input_kind::normal, d, 50 + d);
+    P p;
+    gc::compress(gc::exec::seq, gc::onebit{.block_size = 3}, std::span<const T>(x), p);
+    const bytes_t b = gc::encode(p);
+    const std::size_t last = b.size() - 1;
+    for (unsigned bit = 0; bit < 8; ++bit) {
+      CAPTURE(bit);
+      bytes_t m = b;
+      m[last] ^= static_cast<std::byte>(1u << bit);
+      const std::size_t element = (d - 1) / 8 * 8 + bit;
+      if (element >= d) {
+        expect_reject<P>(m, "padding");
+      } else {
+        const P q = expect_accept<P>(m);
+        CHECK(q.is_negative(element) != p.is_negative(element));
+      }
+    }
+  }
+}
+
 TEST_CASE_TEMPLATE("wire: quantized_vector structural errors and padding bits", T, float, double) {
   using P = gc::quantized_vector<T>;
   const auto build = [](u64 dim, u32 level_bits, u32 reserved, std::size_t packed_bytes) {
@@ -1410,8 +1577,28 @@ TEST_CASE_TEMPLATE("wire: quantized_vector structural errors and padding bits", 
     CAPTURE(lb);
     expect_reject<P>(build(10, lb, 0, (10 * std::size_t{lb} + 7) / 8 % 4096), "level_bits");
   }
-  expect_reject<P>(build(10, 3, 1, 4), "reserved");
-  expect_reject<P>(build(10, 3, 0x80000000u, 4), "reserved");
+  // The former reserved field is the level coding: 0 and 1 are codings, nothing else is.
+  expect_accept<P>(build(10, 3, 1, 4));
+  for (const u32 coding : {2u, 0x80000000u, 0xffffffffu}) {
+    CAPTURE(coding);
+    expect_reject<P>(build(10, 3, coding, 4), "level coding");
+  }
+  // A power-of-two code whose exponent is above 30 (2^31 does not fit an int32 level):
+  // codes 0..62 are zigzag(+-1..+-31) and the exponent 31 is |v| = 32, code 63 or 64.
+  for (const unsigned code : {63u, 64u, 127u}) {
+    CAPTURE(code);
+    bytes_t b = build(2, 8, 1, 2);
+    b[b.size() - 1] = static_cast<std::byte>(code);  // element 1
+    expect_reject<P>(b, "exponent above 30");
+  }
+  {
+    bytes_t b = build(2, 8, 1, 2);
+    b[b.size() - 2] = static_cast<std::byte>(62);  // zigzag(31): +2^30, the largest level
+    b[b.size() - 1] = static_cast<std::byte>(61);  // zigzag(-31): -2^30
+    const P q = expect_accept<P>(b);
+    CHECK(q.levels == std::vector<std::int32_t>{1 << 30, -(1 << 30)});
+    CHECK(q.coding == gc::level_coding::power_of_two);
+  }
 
   // Padding bits after dim * level_bits.
   for (std::size_t d = 1; d <= 20; ++d) {
@@ -1692,6 +1879,22 @@ TEST_CASE("wire: crafted huge dims and counts throw gc::error quickly" * doctest
     append_value(d, 1.0f);
     expect_reject<gc::sign_vector<float>>(d, "truncated");
   }
+  // two level: block count * sizeof(T) overflows; or one huge block whose highs and bits are
+  // not there.
+  {
+    bytes_t a = header(8, 4, 0, max);
+    append_le<u64>(a, 1);
+    expect_reject<gc::two_level_vector<float>>(a, "overflow");
+    bytes_t c = header(8, 8, 0, (u64{1} << 62) + 1);
+    append_le<u64>(c, 1);
+    expect_reject<gc::two_level_vector<double>>(c, "overflow");
+    bytes_t d = header(8, 4, 0, max);
+    append_le<u64>(d, max);
+    append_value(d, -1.0f);
+    expect_reject<gc::two_level_vector<float>>(d, "truncated");
+    append_value(d, 1.0f);
+    expect_reject<gc::two_level_vector<float>>(d, "truncated");
+  }
   // quantized: dim * level_bits overflows; or the levels are not there.
   const auto quantized = [](unsigned value_bytes, u64 dim, u32 lb) {
     bytes_t b = header(4, value_bytes, 0, dim);
@@ -1926,6 +2129,26 @@ TEST_CASE_TEMPLATE("decompress_add: hand-built sparse payloads with bad indices 
     CHECK_THROWS_AS(gc::decompress_add(p, std::span<T>(dense)), gc::error);
     CHECK(untouched(dense));
   }
+  {
+    gc::two_level_vector<T> p;
+    p.reset(10, 4);
+    p.highs.pop_back();  // 3 blocks need 3 highs
+    std::vector<T> dense(10, T(7));
+    CHECK_THROWS_AS(gc::decompress_add(p, std::span<T>(dense)), gc::error);
+    CHECK(untouched(dense));
+    p.reset(10, 4);
+    p.lows.push_back(T(1));  // and 3 lows
+    CHECK_THROWS_AS(gc::decompress_add(p, std::span<T>(dense)), gc::error);
+    CHECK(untouched(dense));
+    p.reset(10, 4);
+    p.negative.clear();  // 10 bits need one word
+    CHECK_THROWS_AS(gc::decompress_add(p, std::span<T>(dense)), gc::error);
+    CHECK(untouched(dense));
+    p.reset(10, 4);
+    p.block_size = 0;
+    CHECK_THROWS_WITH_AS(gc::decompress_add(p, std::span<T>(dense)), doctest::Contains("block_size"), gc::error);
+    CHECK(untouched(dense));
+  }
 }
 
 TEST_CASE_TEMPLATE("encode: hand-built invalid payloads are rejected", T, float, double) {
@@ -1985,6 +2208,25 @@ TEST_CASE_TEMPLATE("encode: hand-built invalid payloads are rejected", T, float,
   g.reset(10, 4);
   g.negative.push_back(0);
   rejected(g, "words");
+
+  gc::two_level_vector<T> t;
+  t.reset(10, 4);
+  t.block_size = 0;
+  {
+    bytes_t big(4096);
+    CHECK_THROWS_WITH_AS(gc::encode(t, std::span<std::byte>(big)), doctest::Contains("block_size"), gc::error);
+    CHECK_THROWS_WITH_AS(gc::wire_bytes(t), doctest::Contains("block_size"), gc::error);  // no division by 0
+    CHECK_THROWS_WITH_AS(gc::encode(t), doctest::Contains("block_size"), gc::error);
+  }
+  t.reset(10, 4);
+  t.lows.push_back(T(1));
+  rejected(t, "lows");
+  t.reset(10, 4);
+  t.highs.pop_back();
+  rejected(t, "highs");
+  t.reset(10, 4);
+  t.negative.push_back(0);
+  rejected(t, "words");
 }
 
 namespace {

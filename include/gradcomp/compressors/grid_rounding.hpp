@@ -13,6 +13,7 @@
 #include "../detail/bits.hpp"
 #include "../detail/finite.hpp"
 #include "../detail/random.hpp"
+#include "../detail/write_levels.hpp"
 #include "../error.hpp"
 #include "../execution.hpp"
 #include "../payload/quantized.hpp"
@@ -108,17 +109,10 @@ struct grid_rounding {
     const level_limits limits = limits_for(q);
     for (std::size_t i = 0; i < x.size(); ++i)
       if (element_fails(x[i], q, limits)) fail_element(i, x[i], q);
-    out.dim = x.size();
-    out.scale = q;
-    out.levels.resize(x.size());
     const detail::counter_stream stream(seed, step);
-    std::uint32_t coded_or = 0;
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      const std::int32_t level = detail::grid_level(x[i], static_cast<double>(q), stochastic, stream, i);
-      out.levels[i] = level;
-      coded_or |= detail::zigzag(level);
-    }
-    out.level_bits = detail::bits_to_hold(coded_or);
+    detail::write_levels(
+        x, q, level_coding::linear,
+        [&](T v, std::size_t i) { return detail::grid_level(v, static_cast<double>(q), stochastic, stream, i); }, out);
     ++step;
   }
 };

@@ -14,6 +14,7 @@
 #include "../detail/finite.hpp"
 #include "../detail/random.hpp"
 #include "../detail/reduce.hpp"
+#include "../detail/write_levels.hpp"
 #include "../error.hpp"
 #include "../execution.hpp"
 #include "../payload/quantized.hpp"
@@ -24,21 +25,54 @@ namespace detail {
 
 /// out = the payload whose element i is scale * sign(x_i) * stochastic_round(|x_i| / scale)
 /// with draw i of stream (detail::qsgd_level; all levels 0 when scale is 0): the levels of
-/// QSGD (scale ||x||_2 / s) and of TernGrad (scale max |x_i|). level_bits is the fewest bits
-/// that hold them.
+/// QSGD (scale ||x||_2 / s) and of TernGrad (scale max |x_i|).
 template <std::floating_point T>
 void stochastic_levels(std::span<const T> x, T scale, const counter_stream& stream, quantized_vector<T>& out) {
-  out.dim = x.size();
-  out.scale = scale;
-  out.levels.resize(x.size());
-  std::uint32_t coded_or = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    std::int32_t level = 0;
-    if (scale > T(0)) level = qsgd_level(x[i], static_cast<double>(scale), stream, i);
-    out.levels[i] = level;
-    coded_or |= zigzag(level);
+  write_levels(
+      x, scale, level_coding::linear,
+      [&](T v, std::size_t i) { return qsgd_level(v, static_cast<double>(scale), stream, i); }, out);
+}
+
+/// How l2_scale's error names the compressor and its divisor.
+struct l2_divisor_name {
+  const char* who;      // "qsgd"
+  const char* divisor;  // "s"
+  std::uint32_t s;
+};
+
+/// ||x||_2 / divisor rounded to T, for finite x whose norm is `norm` (detail::l2_norm, or a
+/// back end's bit-identical equal), or gc::error from `who`: non-finite input, or a scale T
+/// cannot hold. A norm beyond DBL_MAX (double input only) is divided before it is scaled
+/// back, so the scale is still exact when it fits. require_finite() throws naming the first
+/// non-finite entry; shift() is max_exponent(x) of finite x; scaled_sum(e) is the ordered sum
+/// of scaled_square_summand(x_i, e): asked for only when the norm is not finite.
+template <std::floating_point T, class RequireFinite, class Shift, class ScaledSum>
+T l2_scale(double norm, double divisor, const l2_divisor_name& name, RequireFinite&& require_finite, Shift&& shift,
+           ScaledSum&& scaled_sum) {
+  double scale = norm / divisor;
+  if (!std::isfinite(norm)) {
+    require_finite();  // names the first NaN or Inf
+    // The sum of detail::l2_norm's rescaled path, as it computes it, then / divisor, then scaled back.
+    const int e = shift();
+    scale = std::ldexp(std::sqrt(scaled_sum(e)) / divisor, e);
   }
-  out.level_bits = bits_to_hold(coded_or);
+  const T rounded = static_cast<T>(scale);
+  if (!std::isfinite(rounded))
+    fail(name.who, "scale ||x||_2 / ", name.divisor, " = ", scale, " (s = ", name.s,
+         ") overflows the value type; scale the input down");
+  return rounded;
+}
+
+/// The largest level `largest_level(x_i, scale)` of any x_i must decode to a finite
+/// scale * level: fails through fail_at(i) for the first that may not. Only an input within
+/// about one scale of T's largest value can fail. Checked before anything is written, and
+/// independent of the draws.
+template <std::floating_point T, class LargestLevel, class FailAt>
+void check_levels_decode_finite(std::span<const T> x, T scale, LargestLevel&& largest_level, FailAt&& fail_at) {
+  if (every_level_decodes_finite(scale)) return;  // the usual case: scale < max(T) / 2^31
+  const auto top = static_cast<double>(largest_finite_level(scale));
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (largest_level(x[i], scale) > top) fail_at(i);
 }
 
 }  // namespace detail
@@ -83,35 +117,19 @@ struct qsgd {
         [&](int shift) { return detail::ordered_sum(x, [shift](T v) { return detail::scaled_square_summand(v, shift); }); });
   }
 
-  /// checked_scale from its parts, for back ends that compute them their own way:
-  /// require_finite() throws naming the first non-finite entry; shift() is max_exponent(x) of
-  /// finite x; scaled_sum(e) is the ordered sum of scaled_square_summand(x_i, e). The last
-  /// three are asked for only when the norm is not finite.
+  /// checked_scale from its parts, for back ends that compute them their own way (see
+  /// detail::l2_scale).
   template <std::floating_point T, class RequireFinite, class Shift, class ScaledSum>
   T checked_scale_from(double norm, RequireFinite&& require_finite, Shift&& shift, ScaledSum&& scaled_sum) const {
-    double scale = norm / static_cast<double>(s);
-    if (!std::isfinite(norm)) {
-      require_finite();  // names the first NaN or Inf
-      // The sum of detail::l2_norm's rescaled path, as it computes it, then / s, then scaled back.
-      const int e = shift();
-      scale = std::ldexp(std::sqrt(scaled_sum(e)) / static_cast<double>(s), e);
-    }
-    const T rounded = static_cast<T>(scale);
-    if (!std::isfinite(rounded))
-      detail::fail("qsgd", "scale ||x||_2 / s = ", scale, " (s = ", s,
-                   ") overflows the value type; scale the input down");
-    return rounded;
+    return detail::l2_scale<T>(norm, static_cast<double>(s), {"qsgd", "s", s}, require_finite, shift, scaled_sum);
   }
 
   /// Fails unless every level any draw can give decodes to a finite scale * level: element i
-  /// gets at most ceil(|x_i| / scale), so only an input within about one scale of T's largest
-  /// value can fail. Checked before anything is written, and independent of the draws.
+  /// gets at most ceil(|x_i| / scale).
   template <std::floating_point T>
   void check_levels_decode_finite(std::span<const T> x, T scale) const {
-    if (detail::every_level_decodes_finite(scale)) return;  // the usual case: scale < max(T) / 2^31
-    const auto top = static_cast<double>(detail::largest_finite_level(scale));
-    for (std::size_t i = 0; i < x.size(); ++i)
-      if (level_may_overflow(x[i], scale, top)) fail_level_overflow(i, x[i], scale);
+    detail::check_levels_decode_finite(
+        x, scale, [](T v, T sc) { return largest_level(v, sc); }, [&](std::size_t i) { fail_level_overflow(i, x[i], scale); });
   }
 
   /// The largest level any draw can give x: ceil(|x| / scale).

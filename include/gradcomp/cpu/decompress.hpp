@@ -26,6 +26,7 @@
 #include "../payload/seeded_sparse.hpp"
 #include "../payload/sign.hpp"
 #include "../payload/sparse.hpp"
+#include "../payload/two_level.hpp"
 #include "parallel.hpp"
 #include "policy.hpp"
 #include "simd.hpp"
@@ -88,9 +89,9 @@ void signs_add(const sign_vector<T>& p, std::size_t begin, std::size_t end, T* d
   });
 }
 
-/// Elements [begin, end) of a float_code or bucket_quantized payload added to dense with the
-/// reference's rule (value(i) or maxmin_value; add_scaled): each element alone, so chunks give
-/// the reference's bits.
+/// Elements [begin, end) of a float_code, bucket_quantized or two_level payload added to dense
+/// with the reference's rule (value(i), maxmin_value or two_level_value; add_scaled): each
+/// element alone, so chunks give the reference's bits.
 template <class T, class Value>
 GRADCOMP_NO_FP_CONTRACT void values_add(std::size_t begin, std::size_t end, T* dense, T alpha, Value&& value) {
   GRADCOMP_NO_FP_CONTRACT_BODY
@@ -161,6 +162,20 @@ void decompress_add_with(const par_t& policy, const bucket_quantized_vector<T>& 
                                 cpu::detail::values_add(begin, end, dense.data(), alpha, [&](std::size_t i) {
                                   const std::size_t b = i / p.bucket_size;
                                   return gradcomp::detail::maxmin_value(p.mins[b], p.units[b], p.levels[i]);
+                                });
+                              });
+}
+
+/// two_level_vector (onebit) on exec::par; bit-identical to exec::seq.
+template <std::floating_point T>
+void decompress_add_with(const par_t& policy, const two_level_vector<T>& p, std::span<T> dense, T alpha) {
+  p.validate("decompress_add");  // the reference's checks, in its order, before any write
+  if (dense.size() != p.dim) return p.decompress_add(dense, alpha);  // throws
+  cpu::detail::for_each_chunk(policy, p.dim, cpu::detail::decode_chunk,
+                              [&](std::size_t, std::size_t begin, std::size_t end) {
+                                cpu::detail::values_add(begin, end, dense.data(), alpha, [&](std::size_t i) {
+                                  const std::size_t b = i / p.block_size;
+                                  return gradcomp::detail::two_level_value(p.lows[b], p.highs[b], p.is_negative(i));
                                 });
                               });
 }

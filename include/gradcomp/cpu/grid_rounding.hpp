@@ -44,14 +44,13 @@ void compress_with(const par_t& policy, grid_rounding& c, std::span<const T> x, 
     return;
   }
   const gradcomp::detail::counter_stream stream(c.seed, c.step);
-  const std::uint32_t coded_or = cpu::detail::fill_levels(
-      policy, x.size(), out.levels, [&](std::size_t begin, std::size_t end, std::int32_t* levels) -> std::uint32_t {
+  cpu::detail::write_levels(
+      policy, x.size(), q, level_coding::linear,
+      [&](std::size_t begin, std::size_t end, std::int32_t* levels) {
         return cpu::simd::dispatch(
             [&](auto tag) { return grid_levels(tag, x.data(), begin, end, q, c.stochastic, stream, levels); });
-      });
-  out.dim = x.size();
-  out.scale = q;
-  out.level_bits = gradcomp::detail::bits_to_hold(coded_or);
+      },
+      out);
   ++c.step;
 }
 

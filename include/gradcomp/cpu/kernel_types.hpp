@@ -35,8 +35,10 @@ struct feedback_block {
   T* e_new;
 };
 
-/// Which function of x_i a reduction sums: |x_i| or x_i^2, in double.
-enum class summand { abs, square };
+/// Which function of x_i a reduction sums, in double: |x_i| or x_i^2; or one of onebit's
+/// masked leaves (detail/group_means.hpp): |x_i| of the negatives only, |x_i| of the others
+/// only, or the count of the negatives.
+enum class summand { abs, square, negative_abs, nonnegative_abs, negative_count };
 
 /// The bucket of a candidate key in Top-k's candidate histogram: fine buckets of 2^shift keys
 /// from the bound up, everything beyond the last one in the last. Candidates have

@@ -12,6 +12,7 @@
 #include <concepts>
 #include <span>
 
+#include "../detail/element_rules.hpp"
 #include "../detail/random.hpp"
 #include "../payload/quantized.hpp"
 #include "parallel.hpp"
@@ -34,23 +35,58 @@ std::uint32_t fill_levels(const exec::par_t& policy, std::size_t n, std::vector<
   return coded_or.load(std::memory_order_relaxed);
 }
 
+/// gradcomp::detail::write_levels on exec::par: kernel(begin, end, levels + begin) writes the
+/// levels of the chunk [begin, end) (never called when scale is 0: then all levels are 0) and
+/// returns the OR of their codes under coding.
+template <std::floating_point T, class Kernel>
+void write_levels(const exec::par_t& policy, std::size_t n, T scale, level_coding coding, Kernel&& kernel,
+                  quantized_vector<T>& out) {
+  const std::uint32_t coded_or = fill_levels(
+      policy, n, out.levels, [&](std::size_t begin, std::size_t end, std::int32_t* levels) -> std::uint32_t {
+        if (!(scale > T(0))) {  // all levels 0
+          std::fill(levels, levels + (end - begin), 0);
+          return 0;
+        }
+        return kernel(begin, end, levels);
+      });
+  out.dim = n;
+  out.scale = scale;
+  out.coding = coding;
+  out.level_bits = gradcomp::detail::bits_to_hold(coded_or);
+}
+
 /// gradcomp::detail::stochastic_levels (qsgd's and terngrad's levels) on exec::par, with the
 /// SIMD level kernel: element i uses draw i of stream, so chunks need no coordination.
 template <std::floating_point T>
 void stochastic_levels(const exec::par_t& policy, std::span<const T> x, T scale,
                        const gradcomp::detail::counter_stream& stream, quantized_vector<T>& out) {
-  const std::uint32_t coded_or = fill_levels(
-      policy, x.size(), out.levels, [&](std::size_t begin, std::size_t end, std::int32_t* levels) -> std::uint32_t {
-        if (!(scale > T(0))) {  // all levels 0
-          std::fill(levels, levels + (end - begin), 0);
-          return 0;
-        }
+  write_levels(
+      policy, x.size(), scale, level_coding::linear,
+      [&](std::size_t begin, std::size_t end, std::int32_t* levels) {
         return cpu::simd::dispatch(
             [&](auto tag) { return qsgd_levels(tag, x.data(), begin, end, scale, stream, levels); });
-      });
-  out.dim = x.size();
-  out.scale = scale;
-  out.level_bits = gradcomp::detail::bits_to_hold(coded_or);
+      },
+      out);
+}
+
+/// Natural dithering's levels (gradcomp::detail::natural_level, draw i for element i) on
+/// exec::par: a scalar loop per chunk (the rule's frexp has no cheap SIMD form in Highway
+/// 1.0.3; the draws dominate anyway), in parallel over chunks.
+template <std::floating_point T>
+void natural_levels(const exec::par_t& policy, std::span<const T> x, T scale,
+                    const gradcomp::detail::counter_stream& stream, quantized_vector<T>& out) {
+  write_levels(
+      policy, x.size(), scale, level_coding::power_of_two,
+      [&](std::size_t begin, std::size_t end, std::int32_t* levels) {
+        std::uint32_t coded_or = 0;
+        for (std::size_t i = begin; i < end; ++i) {
+          const std::int32_t level = gradcomp::detail::natural_level(x[i], static_cast<double>(scale), stream, i);
+          levels[i - begin] = level;
+          coded_or |= gradcomp::detail::level_code(level, level_coding::power_of_two);
+        }
+        return coded_or;
+      },
+      out);
 }
 
 }  // namespace gradcomp::cpu::inline GRADCOMP_CPU_ABI::detail

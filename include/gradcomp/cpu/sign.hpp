@@ -48,7 +48,7 @@ void sign_compress(const exec::par_t& policy, std::span<const T> x, std::size_t 
     if (short_blocks)
       block_scales_in(x, layout, begin, end, scales);
     else
-      segment_sums_in(x, layout, begin, end, sums.data());
+      segment_sums_in<summand::abs>(x, layout, begin, end, {sums.data()});
     simd::dispatch([&](auto tag) { pack_negative(tag, x.data() + begin, end - begin, words + begin / 64); });
   });
   if (!short_blocks) scales_from_segments(x, layout, sums.data(), scales);

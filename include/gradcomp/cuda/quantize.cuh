@@ -159,9 +159,10 @@ struct grid_rule {
   }
 };
 
-/// levels[i] = rule(x[i], i); *coded_or |= zigzag of every level.
+/// levels[i] = rule(x[i], i); *coded_or |= every level's code under coding.
 template <class T, class Rule>
-__global__ void levels_kernel(const T* x, std::size_t n, Rule rule, std::int32_t* levels, std::uint32_t* coded_or) {
+__global__ void levels_kernel(const T* x, std::size_t n, Rule rule, level_coding coding, std::int32_t* levels,
+                              std::uint32_t* coded_or) {
   const std::size_t warp = global_thread() / 32, warps = grid_threads() / 32;
   const unsigned lane = threadIdx.x % 32;
   for (std::size_t base = warp * 32; base < n; base += warps * 32) {  // warp-uniform: every lane reduces
@@ -170,7 +171,7 @@ __global__ void levels_kernel(const T* x, std::size_t n, Rule rule, std::int32_t
     if (i < n) {
       const std::int32_t level = rule(x[i], i);
       levels[i] = level;
-      code = gradcomp::detail::zigzag(level);
+      code = gradcomp::detail::level_code(level, coding);
     }
     const std::uint32_t warp_or = __reduce_or_sync(0xffffffffu, code);
     if (lane == 0 && warp_or != 0) atomicOr(coded_or, warp_or);
@@ -199,8 +200,88 @@ void write_levels(const par_t& policy, std::span<const T> x, Rule rule, cuda::qu
   check(cudaMemsetAsync(out.coded_or(), 0, sizeof(std::uint32_t), policy.stream), where, "cudaMemsetAsync");
   if (x.empty()) return;
   levels_kernel<<<elementwise_grid(x.size()), tuning::elementwise::block_threads, 0, policy.stream>>>(
-      x.data(), x.size(), rule, out.levels(), out.coded_or());
+      x.data(), x.size(), rule, out.coding(), out.levels(), out.coded_or());
   check_launch(where, "levels_kernel");
+}
+
+/// ||x||_2 in the reference's order, and what the reference's rescue needs, read back in
+/// one synchronisation; an input the reference rejects (NaN, Inf) goes to the reference c,
+/// which throws its error. state stays reserved in the policy's workspace for later checks.
+struct l2_norm_result {
+  quantize_state read;   // the numbers the host read
+  quantize_state* state; // the device state, for further first_index passes
+  double norm;
+
+  /// max_exponent(x), for detail::l2_scale (asked for only when the norm is not finite).
+  auto shift() const {
+    return [s = read]() -> int { return s.shift; };
+  }
+  /// The rescue's scaled sum.
+  auto scaled_sum() const {
+    return [s = read](int) { return s.scaled_squares; };
+  }
+};
+
+template <class C, class T>
+l2_norm_result l2_norm_checked(const par_t& policy, const C& c, std::span<const T> x, const char* where) {
+  const std::size_t d = x.size();
+  temp_layout layout;
+  const std::size_t state_slot = layout.add(sizeof(quantize_state));
+  const std::size_t sums_slot = layout.add(block_sums_bytes(d));
+  void* base = policy.workspace().reserve(layout.total(), policy.stream);
+  auto* state = static_cast<quantize_state*>(layout.at(base, state_slot));
+  auto* sums = static_cast<double*>(layout.at(base, sums_slot));
+
+  quantize_state_init_kernel<<<1, 1, 0, policy.stream>>>(state, d);
+  check_launch(where, "quantize_state_init_kernel");
+  ordered_sum_async(policy, d, square_leaf<T>{x.data()}, sums, &state->squares);
+  first_index_async(policy, d, non_finite_if_squares_are<T>{x.data(), state}, &state->first_bad, where);
+  if constexpr (sizeof(T) == 8) {  // float squares neither underflow nor overflow a double sum
+    if (d > 0) {
+      largest_finite_kernel<<<elementwise_grid(d), tuning::elementwise::block_threads, 0, policy.stream>>>(
+          x.data(), d, l2_rescue_target{state});
+      check_launch(where, "largest_finite_kernel");
+    }
+    rescue_shift_kernel<<<1, 1, 0, policy.stream>>>(state);
+    check_launch(where, "rescue_shift_kernel");
+    // Its block sums are written only when the rescue is needed, and only then read.
+    ordered_sum_async(policy, d, scaled_square_leaf<T>{x.data(), state}, sums, &state->scaled_squares);
+  }
+  const quantize_state s = read_state(policy, state, where);
+  if (s.first_bad < d) reference_rejects(c, x, where);
+  const auto shift = [&]() -> std::optional<int> {
+    if (s.largest == 0) return std::nullopt;
+    return s.shift;
+  };
+  const double norm = gradcomp::detail::l2_norm_from_parts(s.squares, shift, [&](int) { return s.scaled_squares; });
+  return {s, state, norm};
+}
+
+/// max |x_i| (0 for none or all zero) read back in one synchronisation, after checking that
+/// x is finite: an input the reference rejects (NaN, Inf) goes to the reference c, which
+/// throws its error. state stays reserved in the policy's workspace for later checks.
+template <class T>
+struct max_abs_result {
+  quantize_state* state;
+  T largest;
+};
+
+template <class C, class T>
+max_abs_result<T> max_abs_checked(const par_t& policy, const C& c, std::span<const T> x, const char* where) {
+  const std::size_t d = x.size();
+  auto* state = static_cast<quantize_state*>(policy.workspace().reserve(sizeof(quantize_state), policy.stream));
+  quantize_state_init_kernel<<<1, 1, 0, policy.stream>>>(state, d);
+  check_launch(where, "quantize_state_init_kernel");
+  first_index_async(policy, d, rejected_at<T, non_finite<T>>{x.data(), {}}, &state->first_bad, where);
+  if (d > 0) {
+    largest_finite_kernel<<<elementwise_grid(d), tuning::elementwise::block_threads, 0, policy.stream>>>(
+        x.data(), d, shared_target{&state->largest});
+    check_launch(where, "largest_finite_kernel");
+  }
+  const quantize_state s = read_state(policy, state, where);
+  if (s.first_bad < d) reference_rejects(c, x, where);
+  // max |x_i| of T, held exactly as a double (0: every entry is zero).
+  return {state, s.largest == 0 ? T(0) : static_cast<T>(std::bit_cast<double>(s.largest))};
 }
 
 }  // namespace gradcomp::cuda::detail
@@ -214,43 +295,13 @@ void compress_with(const par_t& policy, qsgd& c, std::span<const T> x, quantized
   constexpr const char* where = "qsgd";
   c.validate();
   const std::size_t d = x.size();
-  detail::temp_layout layout;
-  const std::size_t state_slot = layout.add(sizeof(detail::quantize_state));
-  const std::size_t sums_slot = layout.add(detail::block_sums_bytes(d));
-  void* base = policy.workspace().reserve(layout.total(), policy.stream);
-  auto* state = static_cast<detail::quantize_state*>(layout.at(base, state_slot));
-  auto* sums = static_cast<double*>(layout.at(base, sums_slot));
-
-  detail::quantize_state_init_kernel<<<1, 1, 0, policy.stream>>>(state, d);
-  detail::check_launch(where, "quantize_state_init_kernel");
-  detail::ordered_sum_async(policy, d, detail::square_leaf<T>{x.data()}, sums, &state->squares);
-  detail::first_index_async(policy, d, detail::non_finite_if_squares_are<T>{x.data(), state}, &state->first_bad, where);
-  if constexpr (sizeof(T) == 8) {  // float squares neither underflow nor overflow a double sum
-    if (d > 0) {
-      detail::largest_finite_kernel<<<detail::elementwise_grid(d), tuning::elementwise::block_threads, 0,
-                                      policy.stream>>>(x.data(), d, detail::l2_rescue_target{state});
-      detail::check_launch(where, "largest_finite_kernel");
-    }
-    detail::rescue_shift_kernel<<<1, 1, 0, policy.stream>>>(state);
-    detail::check_launch(where, "rescue_shift_kernel");
-    // Its block sums are written only when the rescue is needed, and only then read.
-    detail::ordered_sum_async(policy, d, detail::scaled_square_leaf<T>{x.data(), state}, sums, &state->scaled_squares);
-  }
-  const detail::quantize_state s = detail::read_state(policy, state, where);
-  if (s.first_bad < d) detail::reference_rejects(c, x, where);
-
-  const auto shift = [&]() -> std::optional<int> {
-    if (s.largest == 0) return std::nullopt;
-    return s.shift;
-  };
-  const auto scaled_sum = [&](int) { return s.scaled_squares; };
-  const double norm = gradcomp::detail::l2_norm_from_parts(s.squares, shift, scaled_sum);
-  const T scale = c.checked_scale_from<T>(norm, [] {}, [&] { return *shift(); }, scaled_sum);
+  const detail::l2_norm_result norm = detail::l2_norm_checked(policy, c, x, where);
+  const T scale = c.checked_scale_from<T>(norm.norm, [] {}, norm.shift(), norm.scaled_sum());
   if (!gradcomp::detail::every_level_decodes_finite(scale)) {
     const double top = static_cast<double>(gradcomp::detail::largest_finite_level(scale));
     detail::first_index_async(policy, d, detail::rejected_at<T, detail::level_overflows<T>>{x.data(), {scale, top}},
-                              &state->first_bad, where);
-    if (detail::read_state(policy, state, where).first_bad < d) detail::reference_rejects(c, x, where);
+                              &norm.state->first_bad, where);
+    if (detail::read_state(policy, norm.state, where).first_bad < d) detail::reference_rejects(c, x, where);
   }
   out.prepare(d, scale);
   detail::write_levels(policy, x, detail::qsgd_rule<T>{gradcomp::detail::counter_stream(c.seed, c.step), scale}, out,
@@ -265,21 +316,7 @@ template <std::floating_point T>
 void compress_with(const par_t& policy, terngrad& c, std::span<const T> x, quantized_vector<T>& out) {
   constexpr const char* where = "terngrad";
   const std::size_t d = x.size();
-  auto* state = static_cast<detail::quantize_state*>(
-      policy.workspace().reserve(sizeof(detail::quantize_state), policy.stream));
-  detail::quantize_state_init_kernel<<<1, 1, 0, policy.stream>>>(state, d);
-  detail::check_launch(where, "quantize_state_init_kernel");
-  detail::first_index_async(policy, d, detail::rejected_at<T, detail::non_finite<T>>{x.data(), {}}, &state->first_bad,
-                            where);
-  if (d > 0) {
-    detail::largest_finite_kernel<<<detail::elementwise_grid(d), tuning::elementwise::block_threads, 0,
-                                    policy.stream>>>(x.data(), d, detail::shared_target{&state->largest});
-    detail::check_launch(where, "largest_finite_kernel");
-  }
-  const detail::quantize_state s = detail::read_state(policy, state, where);
-  if (s.first_bad < d) detail::reference_rejects(c, x, where);
-  // max |x_i| of T, held exactly as a double (0: every entry is zero).
-  const T scale = s.largest == 0 ? T(0) : static_cast<T>(std::bit_cast<double>(s.largest));
+  const T scale = detail::max_abs_checked(policy, c, x, where).largest;
   out.prepare(d, scale);
   detail::write_levels(policy, x, detail::qsgd_rule<T>{gradcomp::detail::counter_stream(c.seed, c.step), scale}, out,
                        where);

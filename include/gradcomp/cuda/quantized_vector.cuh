@@ -1,9 +1,9 @@
 #pragma once
-// gc::cuda::quantized_vector<T>: what qsgd and grid_rounding produce on the GPU. The fields of
-// gc::quantized_vector: dim and scale on the host (the compressors check the scale on the host
-// before any level is written), the int32 levels in device memory, and the OR of their zigzag
-// codes in device memory too, from which level_bits() (the fewest bits that hold every level)
-// is read. encode() gives the host payload's bytes.
+// gc::cuda::quantized_vector<T>: what qsgd, terngrad, grid_rounding and dithering produce on
+// the GPU. The fields of gc::quantized_vector: dim, scale and coding on the host (the
+// compressors check the scale on the host before any level is written), the int32 levels in
+// device memory, and the OR of their codes in device memory too, from which level_bits() (the
+// fewest bits that hold every level's code) is read. encode() gives the host payload's bytes.
 #include <cuda_runtime_api.h>
 
 #include <concepts>
@@ -33,15 +33,17 @@ class quantized_vector {
 
   std::size_t dim() const noexcept { return dim_; }
   T scale() const noexcept { return scale_; }
+  level_coding coding() const noexcept { return coding_; }
   std::int32_t* levels() noexcept { return levels_.data(); }
   const std::int32_t* levels() const noexcept { return levels_.data(); }
-  /// The OR of the levels' zigzag codes, in device memory (one std::uint32_t).
+  /// The OR of the levels' codes under coding(), in device memory (one std::uint32_t).
   std::uint32_t* coded_or() noexcept { return coded_or_.data(); }
 
-  /// For kernels: dimension d and the scale (the caller zeroes coded_or on its stream).
-  void prepare(std::size_t d, T scale) {
+  /// For kernels: dimension d, the scale and the coding (the caller zeroes coded_or on its stream).
+  void prepare(std::size_t d, T scale, level_coding coding = level_coding::linear) {
     dim_ = d;
     scale_ = scale;
+    coding_ = coding;
     levels_.resize(d);
   }
 
@@ -69,6 +71,7 @@ class quantized_vector {
     out.level_bits = level_bits(stream);
     out.dim = dim_;
     out.scale = scale_;
+    out.coding = coding_;
     out.levels.resize(dim_);
     if (dim_ > 0)
       detail::check(cudaMemcpyAsync(out.levels.data(), levels_.data(), dim_ * sizeof(std::int32_t),
@@ -85,7 +88,7 @@ class quantized_vector {
   /// Replaces this message by a host one (validated as decode validates it). Synchronises.
   void from_host(const host_type& in, cudaStream_t stream = nullptr) {
     in.validate("cuda::quantized_vector::from_host");
-    prepare(in.dim, in.scale);
+    prepare(in.dim, in.scale, in.coding);
     // The OR of the codes as the sender's level_bits allows: the largest code of that width.
     const std::uint32_t bits_or = in.level_bits >= 32 ? 0x80000000u : (in.level_bits <= 1 ? 0u : 1u << (in.level_bits - 1));
     detail::check(cudaMemcpyAsync(coded_or_.data(), &bits_or, sizeof bits_or, cudaMemcpyHostToDevice, stream),
@@ -103,6 +106,7 @@ class quantized_vector {
   friend void swap(quantized_vector& a, quantized_vector& b) noexcept {
     std::swap(a.dim_, b.dim_);
     std::swap(a.scale_, b.scale_);
+    std::swap(a.coding_, b.coding_);
     swap(a.levels_, b.levels_);
     swap(a.coded_or_, b.coded_or_);
   }
@@ -110,6 +114,7 @@ class quantized_vector {
  private:
   std::size_t dim_ = 0;
   T scale_ = T(0);
+  level_coding coding_ = level_coding::linear;
   device_buffer<std::int32_t> levels_;
   device_buffer<std::uint32_t> coded_or_;
 };

@@ -150,14 +150,21 @@ struct sign_decoded {
   }
 };
 
-/// out's sign bits (every word, bits past d zero), from warp ballots.
+/// The sign bits of x into words (every one of the ceil(|x| / 64), bits past |x| zero), from
+/// warp ballots: the bits of the sign and two-level payloads.
 template <class T>
-void sign_bits_async(const par_t& policy, std::span<const T> x, cuda::sign_vector<T>& out, const char* where) {
+void sign_bits_async(const par_t& policy, std::span<const T> x, std::uint64_t* words, const char* where) {
   const std::size_t half_count = 2 * gradcomp::detail::words_for_bits(x.size());
   sign_bits_kernel<<<grid_for(half_count * 32, tuning::elementwise::block_threads, tuning::elementwise::max_blocks),
                      tuning::elementwise::block_threads, 0, policy.stream>>>(
-      x.data(), x.size(), reinterpret_cast<std::uint32_t*>(out.negative()), half_count);
+      x.data(), x.size(), reinterpret_cast<std::uint32_t*>(words), half_count);
   check_launch(where, "sign_bits_kernel");
+}
+
+/// out's sign bits.
+template <class T>
+void sign_bits_async(const par_t& policy, std::span<const T> x, cuda::sign_vector<T>& out, const char* where) {
+  sign_bits_async(policy, x, out.negative(), where);
 }
 
 template <class T>

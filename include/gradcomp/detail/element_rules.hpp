@@ -44,6 +44,13 @@ GRADCOMP_HD constexpr bool sign_bit_of(T x) noexcept {
   return x < T(0);
 }
 
+/// A two-level payload's decoded element (onebit): its block's low where the sign bit is set,
+/// its high elsewhere.
+template <class T>
+GRADCOMP_HD constexpr T two_level_value(T low, T high, bool negative) noexcept {
+  return negative ? low : high;
+}
+
 /// p = e + scale * g over spans: the reference loop of the error-feedback input.
 template <class T>
 void feedback_input(std::span<const T> e, std::span<const T> g, T scale, std::span<T> p) {
@@ -63,6 +70,26 @@ GRADCOMP_HD inline double stochastic_round(double r, double u) noexcept {
 template <class T>
 GRADCOMP_HD std::int32_t qsgd_level(T x, double scale, const counter_stream& stream, std::size_t i) noexcept {
   const double l = stochastic_round(std::fabs(static_cast<double>(x)) / scale, stream.uniform(i));
+  return static_cast<std::int32_t>(x < T(0) ? -l : l);
+}
+
+/// Natural dithering's level of x for scale > 0 (Horvath et al. 2019): r = |x| / scale rounded
+/// stochastically to a neighbouring level of {0, 1, 2, 4, 8, ...} with element i's draw, so
+/// E level = r: below 1 to 0 or 1 (upper with probability r); in [2^j, 2^(j+1)) to 2^j or
+/// 2^(j+1) (upper with probability r / 2^j - 1, exact in double). The result is signed as x.
+template <class T>
+GRADCOMP_HD std::int32_t natural_level(T x, double scale, const counter_stream& stream, std::size_t i) noexcept {
+  const double r = std::fabs(static_cast<double>(x)) / scale;
+  const double u = stream.uniform(i);
+  double l;
+  if (r < 1.0) {
+    l = u < r ? 1.0 : 0.0;
+  } else {
+    int e;
+    (void)std::frexp(r, &e);                // r = m 2^e with m in [1/2, 1): 2^(e-1) <= r < 2^e
+    const double low = std::ldexp(1.0, e - 1);
+    l = u < r / low - 1.0 ? 2.0 * low : low;
+  }
   return static_cast<std::int32_t>(x < T(0) ? -l : l);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // The sign kernels shared by sign, scaled_sign and blockwise_sign.
 #include <cstddef>
+#include <cstdint>
 #include <span>
 
 #include "../payload/sign.hpp"
@@ -9,11 +10,18 @@
 
 namespace gradcomp::detail {
 
-/// Sets bit i of out.negative (cleared beforehand) for every x_i < 0 (detail::sign_bit_of).
+/// Sets bit i of words (ceil(|x| / 64) of them, cleared beforehand) for every x_i < 0
+/// (detail::sign_bit_of): the bits of every sign and two-level payload.
+template <class T>
+void pack_sign_bits(std::span<const T> x, std::uint64_t* words) {
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (sign_bit_of(x[i])) words[i / 64] |= std::uint64_t{1} << (i % 64);
+}
+
+/// Sets bit i of out.negative (cleared beforehand) for every x_i < 0.
 template <class T>
 void pack_sign_bits(std::span<const T> x, sign_vector<T>& out) {
-  for (std::size_t i = 0; i < x.size(); ++i)
-    if (sign_bit_of(x[i])) out.negative[i / 64] |= std::uint64_t{1} << (i % 64);
+  pack_sign_bits(x, out.negative.data());
 }
 
 /// out = per block of b elements: scale = ||x_block||_1 / |block| (detail::mean_abs: the

@@ -20,6 +20,7 @@
 #include <limits>
 #include <span>
 #include <type_traits>
+#include <vector>
 
 #include "../error.hpp"
 #include "bits.hpp"
@@ -34,6 +35,7 @@ enum class wire_kind : std::uint8_t {
   dense = 5,          // dense_vector: every value
   float_code = 6,     // float_code_vector: power-of-two pre-scale + a 16-, 12- or 9-bit float code per element
   bucket_quantized = 7,  // bucket_quantized_vector: (min, unit) per bucket + packed levels
+  two_level = 8,         // two_level_vector: (low, high) per block + 1 bit per element
 };
 
 /// The format version of each payload kind. Version 2 of the seeded sparse payload means
@@ -189,6 +191,7 @@ inline const char* kind_name(std::uint8_t kind) {
     case 5: return "dense";
     case 6: return "float code";
     case 7: return "bucket quantized";
+    case 8: return "two level";
     default: return "unknown";
   }
 }
@@ -228,6 +231,26 @@ header get_header(byte_reader& r, wire_kind expected) {
       fail(where, "dimension ", dim, " does not fit size_t on this machine");
   }
   return {index_bytes, static_cast<std::size_t>(dim)};
+}
+
+/// Writes one bit per element from 64-bit words (bit i of word i / 64) as ceil(bits / 8)
+/// bytes, element i at bit i % 8 of byte i / 8, the padding bits of the last byte zero: the
+/// bit field of the sign and two-level payloads.
+inline void put_bit_field(byte_writer& w, const std::uint64_t* words, std::size_t bits) {
+  const std::size_t nbytes = bytes_for_bits(bits);
+  for (std::size_t b = 0; b < nbytes; ++b) {
+    auto byte = static_cast<std::uint8_t>(words[b / 8] >> (8 * (b % 8)));
+    if (b == nbytes - 1 && bits % 8 != 0) byte &= static_cast<std::uint8_t>((1u << (bits % 8)) - 1);  // zero padding
+    w.put(byte);
+  }
+}
+
+/// The inverse of put_bit_field: words = the bytes' bits (bytes as put_bit_field wrote them;
+/// the caller checks the padding with padding_is_zero).
+inline void get_bit_field(std::span<const std::byte> bytes, std::size_t bits, std::vector<std::uint64_t>& words) {
+  words.assign(words_for_bits(bits), 0);
+  for (std::size_t i = 0; i < bytes.size(); ++i)
+    words[i / 8] |= static_cast<std::uint64_t>(std::to_integer<std::uint8_t>(bytes[i])) << (8 * (i % 8));
 }
 
 }  // namespace gradcomp::detail

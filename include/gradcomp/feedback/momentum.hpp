@@ -1,7 +1,7 @@
 #pragma once
-// momentum<C>: heavy-ball momentum in front of a compressor, with DGC's momentum factor
-// masking. Signum is momentum<sign>; DGC's momentum correction is
-// momentum<error_feedback<top_k>> with masking.
+// momentum<C>: heavy-ball or Nesterov momentum in front of a compressor, with DGC's momentum
+// factor masking. Signum is momentum<sign>; DGC's momentum correction is
+// momentum<error_feedback<top_k>> with masking; BytePS's momentum decorator is the Nesterov form.
 #include <algorithm>
 #include <cmath>
 #include <concepts>
@@ -32,11 +32,19 @@ enum class momentum_masking {
   sent,  // zero it (DGC's momentum factor masking; needs a payload with indices)
 };
 
-/// Heavy-ball momentum before compression. Each call, with velocity u (zero at the start):
+/// What momentum<C> compresses once the velocity is updated.
+enum class momentum_form {
+  heavy_ball,  // the velocity u itself
+  nesterov,    // the look-ahead g + beta * u (BytePS's nesterov_momentum; PyTorch's SGD with
+               // nesterov = True without dampening)
+};
+
+/// Momentum before compression. Each call, with velocity u (zero at the start):
 ///     u = g + beta * u       (PyTorch's SGD momentum without dampening: the reference's
 ///                             feedback_element(g, u, beta), so every back end's kernel for
 ///                             the error-feedback input computes it)
-///     m = C(u)
+///     m = C(u)               (momentum_form::heavy_ball)
+///     m = C(g + beta * u)    (momentum_form::nesterov, with the new u: the same element rule)
 /// and, with momentum_masking::sent, u_i = 0 for every i the message carries (Lin et al.
 /// 2018, "Deep gradient compression": a coordinate just sent does not keep pushing).
 ///
@@ -65,24 +73,35 @@ class momentum {
   static constexpr aggregation_class aggregation = aggregation_of_v<C>;
 
   /// Wraps c for vectors of dimension dim: velocity zero, beta in [0, 1).
-  momentum(C c, std::size_t dim, double beta, momentum_masking masking = momentum_masking::none)
-      : compressor_(std::move(c)), velocity_(dim), scratch_(dim), beta_(static_cast<T>(beta)), masking_(masking) {
+  momentum(C c, std::size_t dim, double beta, momentum_masking masking = momentum_masking::none,
+           momentum_form form = momentum_form::heavy_ball)
+      : compressor_(std::move(c)),
+        velocity_(dim),
+        scratch_(dim),
+        look_ahead_(form == momentum_form::nesterov ? dim : 0),
+        beta_(static_cast<T>(beta)),
+        masking_(masking),
+        form_(form) {
     if (!(beta >= 0.0 && beta < 1.0)) detail::fail("momentum", "beta must be in [0, 1) (got ", beta, ")");
     if (masking != momentum_masking::none && masking != momentum_masking::sent)
       detail::fail("momentum", "masking ", static_cast<int>(masking), " is not none or sent");
+    if (form != momentum_form::heavy_ball && form != momentum_form::nesterov)
+      detail::fail("momentum", "form ", static_cast<int>(form), " is not heavy_ball or nesterov");
     if (masking == momentum_masking::sent && !carries_indices)
       detail::fail("momentum", "momentum_masking::sent needs a payload with indices (a sparsifier's); this "
                                "compressor's messages carry every coordinate");
   }
 
-  /// One step: u = g + beta * u, then C(u). Returns the message, valid until the next call.
+  /// One step: u = g + beta * u, then C(u) (or C(g + beta * u), Nesterov). Returns the message,
+  /// valid until the next call.
   template <execution_policy Policy>
   const Payload& compress(const Policy& policy, std::span<const T> g) {
     step(policy, g, message_);
     return message_;
   }
 
-  /// The compressor interface: out = C(u) after u = x + beta * u. out changes only on success.
+  /// The compressor interface: out = C(u) (or C(x + beta * u)) after u = x + beta * u. out
+  /// changes only on success.
   template <execution_policy Policy>
   void compress(const Policy& policy, std::span<const T> x, Payload& out) {
     step(policy, x, out);
@@ -98,6 +117,7 @@ class momentum {
   std::size_t dim() const noexcept { return velocity_.size(); }
   T beta() const noexcept { return beta_; }
   momentum_masking masking() const noexcept { return masking_; }
+  momentum_form form() const noexcept { return form_; }
 
   /// Successful compress calls so far.
   std::uint64_t steps() const noexcept { return steps_; }
@@ -174,7 +194,18 @@ class momentum {
         if (!std::isfinite(u_new[i]))
           detail::fail("momentum", "the new velocity g + beta * u is not finite at [", i, "] (g = ", g[i],
                        ", u = ", velocity_[i], ")");
-    gradcomp::compress(policy, compressor_, std::span<const T>(u_new), staging_);
+    std::span<const T> input(u_new);
+    if (form_ == momentum_form::nesterov) {
+      const std::span<T> p(look_ahead_);
+      backend::run<backend::feedback_input_hook>(policy, g, std::span<const T>(u_new), beta_, p);
+      if (!std::isfinite(backend::run<backend::squared_norm_hook>(policy, std::span<const T>(p))))
+        for (std::size_t i = 0; i < p.size(); ++i)
+          if (!std::isfinite(p[i]))
+            detail::fail("momentum", "the Nesterov look-ahead g + beta * u is not finite at [", i, "] (g = ", g[i],
+                         ", u = ", u_new[i], ")");
+      input = p;
+    }
+    gradcomp::compress(policy, compressor_, input, staging_);
     // Commit: nothing below throws.
     using std::swap;
     swap(velocity_, scratch_);
@@ -189,8 +220,10 @@ class momentum {
 
   C compressor_;
   std::vector<T> velocity_, scratch_;
+  std::vector<T> look_ahead_;  // g + beta * u (Nesterov only)
   T beta_;
   momentum_masking masking_;
+  momentum_form form_;
   std::uint64_t steps_ = 0;
   std::uint64_t previous_step_ = 0;  // a seeded C's step before the last call (undo)
   bool can_undo_ = false;

@@ -81,12 +81,7 @@ struct sign_vector {
     detail::put_header<T>(w, detail::wire_kind::sign, 0, dim);
     w.put(static_cast<std::uint64_t>(block_size));
     w.put_array(scales.data(), scales.size());
-    const std::size_t nbytes = detail::bytes_for_bits(dim);
-    for (std::size_t b = 0; b < nbytes; ++b) {
-      auto byte = static_cast<std::uint8_t>(negative[b / 8] >> (8 * (b % 8)));
-      if (b == nbytes - 1 && dim % 8 != 0) byte &= static_cast<std::uint8_t>((1u << (dim % 8)) - 1);  // zero padding
-      w.put(byte);
-    }
+    detail::put_bit_field(w, negative.data(), dim);
     return w.written();
   }
 
@@ -109,9 +104,7 @@ struct sign_vector {
     if (!detail::padding_is_zero(sign_bytes, h.dim)) detail::fail(where, "malformed buffer: nonzero padding bits");
     scales.resize(nblocks);
     detail::copy_le_array(scale_bytes, scales.data(), nblocks);
-    negative.assign(detail::words_for_bits(h.dim), 0);
-    for (std::size_t i = 0; i < sign_bytes.size(); ++i)
-      negative[i / 8] |= static_cast<std::uint64_t>(std::to_integer<std::uint8_t>(sign_bytes[i])) << (8 * (i % 8));
+    detail::get_bit_field(sign_bytes, h.dim, negative);
     dim = h.dim;
     block_size = b;
   }
