@@ -1,7 +1,7 @@
 #pragma once
 // dithering on exec::par: the norm in parallel (max |x_i| as terngrad finds it, ||x||_2 as
-// qsgd does), then the partition's levels in parallel with the reference's draws: linear
-// levels through qsgd's SIMD level kernel, natural ones through a scalar loop per chunk.
+// qsgd does), then the partition's levels in parallel with the reference's draws, each
+// through its SIMD level kernel (simd/levels-inl.hpp: qsgd's for the linear partition).
 #include <bit>
 #include <cmath>
 #include <concepts>

@@ -70,21 +70,15 @@ void stochastic_levels(const exec::par_t& policy, std::span<const T> x, T scale,
 }
 
 /// Natural dithering's levels (gradcomp::detail::natural_level, draw i for element i) on
-/// exec::par: a scalar loop per chunk (the rule's frexp has no cheap SIMD form in Highway
-/// 1.0.3; the draws dominate anyway), in parallel over chunks.
+/// exec::par, with the SIMD level kernel (simd/levels-inl.hpp).
 template <std::floating_point T>
 void natural_levels(const exec::par_t& policy, std::span<const T> x, T scale,
                     const gradcomp::detail::counter_stream& stream, quantized_vector<T>& out) {
   write_levels(
       policy, x.size(), scale, level_coding::power_of_two,
       [&](std::size_t begin, std::size_t end, std::int32_t* levels) {
-        std::uint32_t coded_or = 0;
-        for (std::size_t i = begin; i < end; ++i) {
-          const std::int32_t level = gradcomp::detail::natural_level(x[i], static_cast<double>(scale), stream, i);
-          levels[i - begin] = level;
-          coded_or |= gradcomp::detail::level_code(level, level_coding::power_of_two);
-        }
-        return coded_or;
+        return cpu::simd::dispatch(
+            [&](auto tag) { return natural_levels(tag, x.data(), begin, end, scale, stream, levels); });
       },
       out);
 }

@@ -1,4 +1,5 @@
-// The quantizers' level kernels (qsgd, grid_rounding), for one target.
+// The quantizers' level kernels (qsgd and terngrad, grid_rounding, natural dithering), for one
+// target.
 //
 // Element i uses draw i of the (seed, step) counter stream: mix64(key + (i + 1) * gamma) is
 // a pure function of i, so a lane computes draw i with the same 64-bit integer operations as
@@ -22,6 +23,7 @@
 #include "../../detail/element_rules.hpp"
 #include "../../detail/random.hpp"
 #include "../../detail/strict_fp.hpp"
+#include "../../payload/quantized.hpp"
 
 #if GRADCOMP_SIMD_EMIT
 GRADCOMP_SIMD_NAMESPACE_BEGIN
@@ -131,6 +133,60 @@ GRADCOMP_NO_FP_CONTRACT std::uint32_t qsgd_levels(tag, const T* x, std::size_t b
     const std::int32_t level = gradcomp::detail::qsgd_level(x[i], s, stream, i);
     out[i - begin] = level;
     coded_or |= gradcomp::detail::zigzag(level);
+  }
+  return coded_or;
+}
+
+/// Natural dithering's levels of x[begin, end) (scale > 0), written to out[0, end - begin);
+/// returns the OR of their power-of-two codes (detail::level_code). Element i follows
+/// detail::natural_level with draw i: r = |x_i| / scale; below 1, level 1 with probability r;
+/// from 1 up, low = 2^floor(log2 r) (r with its mantissa field cleared: r >= 1 is normal) or
+/// 2 low, the upper with probability r / low - 1 (exact), as frexp gives it in the rule.
+template <class T>
+GRADCOMP_NO_FP_CONTRACT std::uint32_t natural_levels(tag, const T* x, std::size_t begin, std::size_t end, T scale,
+                                                     const gradcomp::detail::counter_stream& stream, std::int32_t* out) {
+  GRADCOMP_NO_FP_CONTRACT_BODY
+  const double s = static_cast<double>(scale);
+  std::uint32_t coded_or = 0;
+  std::size_t i = begin;
+#if GRADCOMP_SIMD_LEVELS
+  const hn::ScalableTag<double> dd;
+  const hn::RebindToUnsigned<decltype(dd)> du;
+  const hn::Rebind<std::int32_t, decltype(dd)> d32;
+  constexpr std::size_t N = hn::MaxLanes(dd);
+  const auto vs = hn::Set(dd, s);
+  const auto zero = hn::Zero(dd);
+  const auto one = hn::Set(dd, 1.0);
+  const auto exponent_field = hn::Set(du, 0x7ff0000000000000ULL);
+  const auto bias_less_one = hn::Set(du, 1022);  // exponent field of 2^j is j + 1023
+  const auto one_u = hn::Set(du, 1);
+  auto state = counter_states(du, stream, begin);
+  const auto step = counter_step(du);
+  auto codes = hn::Zero(du);
+  for (; i + N <= end; i += N, state = hn::Add(state, step)) {
+    const auto v = load_as_double(dd, x + i);
+    const auto r = hn::Div(hn::Abs(v), vs);
+    const auto u = uniform_of(dd, state);
+    const auto below_one = hn::IfThenElse(hn::Lt(u, r), one, zero);
+    const auto low = hn::BitCast(dd, hn::And(hn::BitCast(du, r), exponent_field));
+    const auto from_one = hn::IfThenElse(hn::Lt(u, hn::Sub(hn::Div(r, low), one)), hn::Add(low, low), low);
+    const auto l = hn::IfThenElse(hn::Lt(r, one), below_one, from_one);
+    const auto negative = hn::Lt(v, zero);
+    hn::StoreU(hn::DemoteTo(d32, hn::IfThenElse(negative, hn::Neg(l), l)), d32, out + (i - begin));
+    // The code of +-2^j is zigzag(+-(j + 1)) = 2 (j + 1), less 1 when negative; that of 0 is 0.
+    const auto nonzero = hn::RebindMask(du, hn::Ne(l, zero));
+    const auto j_plus_one = hn::IfThenElseZero(nonzero, hn::Sub(hn::ShiftRight<52>(hn::BitCast(du, l)), bias_less_one));
+    const auto minus = hn::IfThenElseZero(hn::RebindMask(du, negative), hn::IfThenElseZero(nonzero, one_u));
+    codes = hn::Or(codes, hn::Sub(hn::ShiftLeft<1>(j_plus_one), minus));
+  }
+  std::uint64_t lane[N];
+  hn::StoreU(codes, du, lane);
+  for (std::size_t j = 0; j < N; ++j) coded_or |= static_cast<std::uint32_t>(lane[j]);
+#endif
+  for (; i < end; ++i) {
+    const std::int32_t level = gradcomp::detail::natural_level(x[i], s, stream, i);
+    out[i - begin] = level;
+    coded_or |= gradcomp::detail::level_code(level, gradcomp::level_coding::power_of_two);
   }
   return coded_or;
 }
