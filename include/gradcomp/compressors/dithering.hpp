@@ -28,7 +28,8 @@ namespace gradcomp {
 /// one of the two levels next to t_i = |x_i| / N, the upper with the probability that makes
 /// E l_i = t_i:
 ///   - partition = linear: levels {0, 1/s, 2/s, ..., 1}. With norm = l2 this is QSGD with s
-///     levels, bit for bit (same stream, same scale); with norm = max and s = 1 it is TernGrad.
+///     levels, bit for bit (the same scale function, level rule and stream; only the errors
+///     name dithering); with norm = max and s = 1 it is TernGrad.
 ///   - partition = natural: levels {0, 2^(1-s), 2^(2-s), ..., 1/2, 1}: s nonzero levels, each
 ///     twice the one below (detail::natural_level), written as exponents on the wire
 ///     (level_coding::power_of_two). Both partitions cost about log2(s) + 2 bits per element,
@@ -157,12 +158,6 @@ struct dithering {
   template <std::floating_point T>
   void compress(exec::seq_t, std::span<const T> x, quantized_vector<T>& out) {
     validate();
-    if (partition == linear && norm == l2) {  // QSGD itself: one implementation of it
-      qsgd q{.s = s, .seed = seed, .step = step};
-      q.compress(exec::seq, x, out);
-      step = q.step;
-      return;
-    }
     const T scale = checked_scale(x);
     check_levels_decode_finite(x, scale);
     // scale == 0 only for x == 0, or N / divisor below T's smallest subnormal: all levels 0.

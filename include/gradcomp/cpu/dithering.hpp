@@ -15,7 +15,6 @@
 #include "levels.hpp"
 #include "max_magnitude.hpp"
 #include "policy.hpp"
-#include "qsgd.hpp"
 #include "reduce.hpp"
 
 namespace gradcomp::exec::inline GRADCOMP_CPU_ABI {
@@ -25,12 +24,6 @@ namespace gradcomp::exec::inline GRADCOMP_CPU_ABI {
 template <std::floating_point T>
 void compress_with(const par_t& policy, dithering& c, std::span<const T> x, quantized_vector<T>& out) {
   c.validate();
-  if (c.partition == dithering::linear && c.norm == dithering::l2) {  // QSGD, as the reference
-    qsgd q{.s = c.s, .seed = c.seed, .step = c.step};
-    compress_with(policy, q, x, out);
-    c.step = q.step;
-    return;
-  }
   bool usual = true;  // finite input, a finite scale, and every level decodes to a finite value
   T scale{};
   if (c.norm == dithering::max) {

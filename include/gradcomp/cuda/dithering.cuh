@@ -2,7 +2,7 @@
 // dithering on the GPU: the reference's scale (max |x_i| as terngrad finds it, ||x||_2 as qsgd
 // does, each divided by dithering::divisor()), the same overflow check, and the partition's
 // level rule (dithering::level) in the quantizers' one level kernel, coded as the reference
-// codes it. The linear partition with the l2 norm is qsgd itself, as on the host.
+// codes it.
 #include <cuda_runtime_api.h>
 
 #include <concepts>
@@ -52,12 +52,6 @@ template <std::floating_point T>
 void compress_with(const par_t& policy, dithering& c, std::span<const T> x, quantized_vector<T>& out) {
   constexpr const char* where = "dithering";
   c.validate();
-  if (c.partition == dithering::linear && c.norm == dithering::l2) {  // QSGD, as the reference
-    qsgd q{.s = c.s, .seed = c.seed, .step = c.step};
-    compress_with(policy, q, x, out);
-    c.step = q.step;
-    return;
-  }
   const std::size_t d = x.size();
   detail::quantize_state* state;
   T scale;
