@@ -18,9 +18,14 @@
 // --warmup N: the learning rate grows linearly over the first N steps (a schedule: every
 // step passes its own lr). --loss-scale S: the gradient is computed S times too large, as
 // in mixed-precision training, and every step passes S so that it is divided out.
+// --exchange reduce_scatter|recursive_doubling (ef_sgd over top_k or hard_threshold): the
+// sparse exchanges that keep the global Top-k of the messages' sum (docs/distributed.md).
+// --trace PREFIX: every rank writes PREFIX.<rank>.jsonl, one line per applied step with its
+// bytes and every message it sent and received (ef_sgd), for scripts/scale_model.py validate.
 //
 // Usage: gradcomp_mpi_training [--scheme ef_sgd|double_squeeze|liec_sgd|buckets]
-//          [--compressor top_k|hard_threshold|scaled_sign|blockwise_sign] [--density F]
+//          [--compressor top_k|hard_threshold|scaled_sign|blockwise_sign|identity] [--density F]
+//          [--exchange allgather|reduce_scatter|recursive_doubling] [--trace PREFIX]
 //          [--server single|sharded] [--sync-every H] [--steps N] [--batch B] [--lr F]
 //          [--warmup N] [--loss-scale S] [--data DIR] [--synthetic] [--every N]
 #include <mpi.h>
@@ -35,6 +40,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <fstream>
 #include <numeric>
 #include <random>
 #include <span>
@@ -65,7 +71,16 @@ struct options {
   std::string data = std::string(fashion_mnist::debian_dir);
   bool synthetic = false;
   int every = 20;
+  std::string exchange = "allgather";
+  std::string trace;
 };
+
+gc::exchange_kind exchange_of(const std::string& name) {
+  if (name == "allgather") return gc::exchange_kind::allgather;
+  if (name == "reduce_scatter") return gc::exchange_kind::reduce_scatter;
+  if (name == "recursive_doubling") return gc::exchange_kind::recursive_doubling;
+  throw std::invalid_argument("--exchange must be allgather, reduce_scatter or recursive_doubling (got " + name + ")");
+}
 
 options parse(int argc, char** argv) {
   options o;
@@ -88,11 +103,15 @@ options parse(int argc, char** argv) {
     else if (arg == "--data") o.data = value();
     else if (arg == "--synthetic") o.synthetic = true;
     else if (arg == "--every") o.every = std::stoi(value());
+    else if (arg == "--exchange") o.exchange = value();
+    else if (arg == "--trace") o.trace = value();
     else throw std::invalid_argument("unknown option " + arg + " (see the header of examples/mpi_training.cpp)");
   }
   if (o.scheme != "ef_sgd" && o.scheme != "double_squeeze" && o.scheme != "liec_sgd" && o.scheme != "buckets")
     throw std::invalid_argument("--scheme must be ef_sgd, double_squeeze, liec_sgd or buckets (got " + o.scheme + ")");
   if (o.warmup < 0) throw std::invalid_argument("--warmup must be >= 0");
+  if (exchange_of(o.exchange) != gc::exchange_kind::allgather && o.scheme != "ef_sgd")
+    throw std::invalid_argument("--exchange is ef_sgd's (got --scheme " + o.scheme + ")");
   if (!(o.loss_scale > 0)) throw std::invalid_argument("--loss-scale must be > 0");
   if (o.server != "single" && o.server != "sharded")
     throw std::invalid_argument("--server must be single or sharded (got " + o.server + ")");
@@ -183,6 +202,40 @@ class bucket_trainer {
   std::vector<float> update_, velocity_;
 };
 
+/// One line of --trace: this rank's bytes in step t and the messages behind them. For the
+/// sparse exchanges the scheme lists its messages; the all-gather of Top-k messages (k
+/// entries each) and the allreduce of a dense message are written out here.
+template <class Scheme>
+void write_trace(std::ofstream& out, const Scheme& scheme, const options& o, int t, int rank, int ranks) {
+  const gc::traffic& b = scheme.bytes().last;
+  out << "{\"step\": " << t << ", \"rank\": " << rank << ", \"ranks\": " << ranks << ", \"scheme\": \"" << o.scheme
+      << "\", \"exchange\": \"" << o.exchange << "\", \"d\": " << mlp::size << ", \"up\": " << b.uplink
+      << ", \"down\": " << b.downlink << ", \"messages\": [";
+  bool first = true;
+  const auto message = [&](const char* phase, int peer, bool sent, std::size_t nnz, std::size_t len, std::size_t bytes) {
+    out << (first ? "" : ", ") << "{\"phase\": \"" << phase << "\", \"peer\": " << peer << ", \"dir\": \""
+        << (sent ? "send" : "recv") << "\", \"nnz\": " << nnz << ", \"len\": " << len << ", \"bytes\": " << bytes << "}";
+    first = false;
+  };
+  if constexpr (requires { scheme.exchange_messages(); }) {
+    if (!scheme.exchange_messages().empty() || o.exchange != "allgather") {
+      for (const gc::exchange_message& m : scheme.exchange_messages())
+        message(m.phase, m.peer, m.sent, m.nnz, m.len, m.bytes);
+    } else if (o.compressor == "identity") {
+      message("allreduce", -1, true, mlp::size, mlp::size, b.uplink);
+      message("allreduce", -1, false, mlp::size, mlp::size, b.downlink);
+    } else if constexpr (requires { scheme.feedback().message().nnz(); }) {
+      if (o.compressor == "top_k") {  // every rank's message holds k entries
+        const std::size_t nnz = scheme.feedback().message().nnz();
+        message("allgather", -1, true, nnz, mlp::size, b.uplink);
+        for (int r = 0; r < ranks; ++r)
+          if (r != rank) message("allgather", r, false, nnz, mlp::size, b.downlink / static_cast<std::size_t>(ranks - 1));
+      }
+    }
+  }
+  out << "]}\n";
+}
+
 /// Trains with `scheme` (already constructed on comm) and prints progress on rank 0.
 template <class Scheme>
 void train(Scheme& scheme, gc::comm::mpi_communicator& comm, const options& o,
@@ -195,16 +248,23 @@ void train(Scheme& scheme, gc::comm::mpi_communicator& comm, const options& o,
   const auto mine = gc::comm::shard_of(train_set.size(), comm.size(), comm.rank());
   std::mt19937_64 rng(1000 + static_cast<std::uint64_t>(comm.rank()));
   std::uniform_int_distribution<std::size_t> pick(mine.begin, mine.end - 1);
+  std::ofstream trace;
+  if (!o.trace.empty()) {
+    const std::string path = o.trace + "." + std::to_string(comm.rank()) + ".jsonl";
+    trace.open(path);
+    if (!trace) throw std::runtime_error("cannot write " + path);
+  }
   for (int t = 1; t <= o.steps; ++t) {
     for (auto& id : ids) id = static_cast<std::uint32_t>(pick(rng));
     examples::gather_batch(train_set, ids, x, y);
     const double loss = net.loss_and_gradient(params, x, y, grad);
     if (o.loss_scale != 1.0)  // what a mixed-precision backward pass would hand over
       for (float& g : grad) g *= static_cast<float>(o.loss_scale);
-    if (scheme.step(gc::exec::seq, std::span<float>(params), std::span<const float>(grad),
-                    {.lr = lr_at(o, t), .loss_scale = o.loss_scale}) == gc::step_status::skipped &&
-        comm.rank() == 0)
+    const gc::step_status status = scheme.step(gc::exec::seq, std::span<float>(params), std::span<const float>(grad),
+                                               {.lr = lr_at(o, t), .loss_scale = o.loss_scale});
+    if (status == gc::step_status::skipped && comm.rank() == 0)
       std::printf("step %5d  skipped: a gradient overflowed\n", t);
+    if (trace.is_open() && status == gc::step_status::applied) write_trace(trace, scheme, o, t, comm.rank(), comm.size());
     if (t % o.every != 0 && t != o.steps) continue;
     // Progress: mean loss over ranks, accuracy of the averaged model, and the bytes a worker
     // sent and received so far, averaged over ranks (in single-server mode the root's own
@@ -232,7 +292,12 @@ void run_with(C compressor, gc::comm::mpi_communicator& comm, const options& o,
               const fashion_mnist::labelled_images& train_set, const fashion_mnist::labelled_images& test_set) {
   const gc::server_options server{.mode = o.server == "sharded" ? gc::server_mode::sharded : gc::server_mode::single};
   if (o.scheme == "ef_sgd") {
-    gc::ef_sgd s(compressor, comm, mlp::size, {.lr = o.lr, .momentum = 0.0});
+    gc::sgd_options opt{.lr = o.lr, .momentum = 0.0};
+    opt.exchange.kind = exchange_of(o.exchange);
+    // The global Top-k keeps as many entries as one worker's Top-k (hard_threshold: as many
+    // as the Top-k whose volume its lambda matches).
+    opt.exchange.global_k = static_cast<std::size_t>(std::max(1.0, o.density * static_cast<double>(mlp::size)));
+    gc::ef_sgd s(compressor, comm, mlp::size, opt);
     train(s, comm, o, train_set, test_set);
   } else if (o.scheme == "buckets") {
     // Top-k keeps the same fraction of every bucket.
@@ -271,8 +336,9 @@ int run(int argc, char** argv) {
                                 : mlp::size;
   const auto k = static_cast<std::size_t>(std::max(1.0, o.density * static_cast<double>(shard)));
   if (comm.rank() == 0)
-    std::printf("%s with %s (density %.4g) on %d ranks, server %s, d = %zu, batch %zu per rank, lr %.3g%s\n",
-                o.scheme.c_str(), o.compressor.c_str(), o.density, comm.size(), o.server.c_str(), mlp::size, o.batch, o.lr,
+    std::printf("%s with %s (density %.4g) on %d ranks, server %s, exchange %s, d = %zu, batch %zu per rank, lr %.3g%s\n",
+                o.scheme.c_str(), o.compressor.c_str(), o.density, comm.size(), o.server.c_str(), o.exchange.c_str(),
+                mlp::size, o.batch, o.lr,
                 o.synthetic ? ", synthetic data" : "");
   if (o.compressor == "top_k")
     run_with(gc::top_k{.k = k}, comm, o, train_set, test_set);
@@ -282,8 +348,10 @@ int run(int argc, char** argv) {
     run_with(gc::scaled_sign{}, comm, o, train_set, test_set);
   else if (o.compressor == "blockwise_sign")
     run_with(gc::blockwise_sign{.block_size = 256}, comm, o, train_set, test_set);
+  else if (o.compressor == "identity")  // dense SGD, for scale
+    run_with(gc::identity{}, comm, o, train_set, test_set);
   else
-    throw std::invalid_argument("--compressor must be top_k, hard_threshold, scaled_sign or blockwise_sign");
+    throw std::invalid_argument("--compressor must be top_k, hard_threshold, scaled_sign, blockwise_sign or identity");
   return 0;
 }
 

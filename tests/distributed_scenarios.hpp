@@ -125,7 +125,9 @@ inline const std::vector<std::string>& scenario_names() {
       "double_squeeze/sign/sharded", "double_squeeze/hard_threshold+top_k/sharded", "liec_sgd/scaled_sign/single/H3",
       "liec_sgd/blockwise_sign/sharded/H4", "liec_sgd/top_k/single/root1",
       "ef_sgd/top_k/momentum_update/schedule", "ef_sgd/identity/schedule", "double_squeeze/top_k/sharded/schedule",
-      "liec_sgd/scaled_sign/single/H3/schedule", "buckets/top_k", "buckets/random_k", "buckets/identity"};
+      "liec_sgd/scaled_sign/single/H3/schedule", "buckets/top_k", "buckets/random_k", "buckets/identity",
+      "ef_sgd/top_k/reduce_scatter", "ef_sgd/top_k/recursive_doubling",
+      "ef_sgd/hard_threshold/reduce_scatter/momentum_update/schedule", "ef_sgd/top_k/recursive_doubling/schedule"};
   return names;
 }
 
@@ -211,6 +213,25 @@ rank_result run_scenario(const std::string& name, Comm& comm, const Policy& poli
     run_scheduled_steps(s, comm, policy, d, steps, r);
     r.worker_error.assign(s.last_residual().begin(), s.last_residual().end());
     if (s.serves()) r.server_error.assign(s.server().error().begin(), s.server().error().end());
+  } else if (name == "ef_sgd/top_k/reduce_scatter" || name == "ef_sgd/top_k/recursive_doubling") {
+    gc::sgd_options o{.lr = 0.1};
+    o.exchange.kind = name.ends_with("reduce_scatter") ? gc::exchange_kind::reduce_scatter
+                                                       : gc::exchange_kind::recursive_doubling;
+    gc::ef_sgd s(gc::top_k{.k = 50}, comm, d, o);
+    run_steps(s, comm, policy, d, steps, r);
+    worker_error(s.feedback());
+  } else if (name == "ef_sgd/hard_threshold/reduce_scatter/momentum_update/schedule") {
+    gc::sgd_options o{.lr = 0.05, .momentum = 0.5, .mode = gc::momentum_mode::in_update};
+    o.exchange = {.kind = gc::exchange_kind::reduce_scatter, .global_k = 40};
+    gc::ef_sgd s(gc::hard_threshold{.lambda = 0.1}, comm, d, o);
+    run_scheduled_steps(s, comm, policy, d, steps, r);
+    worker_error(s.feedback());
+  } else if (name == "ef_sgd/top_k/recursive_doubling/schedule") {
+    gc::sgd_options o{.lr = 0.05, .momentum = 0.9};
+    o.exchange = {.kind = gc::exchange_kind::recursive_doubling, .global_k = 35};
+    gc::ef_sgd s(gc::top_k{.k = 30}, comm, d, o);
+    run_scheduled_steps(s, comm, policy, d, steps, r);
+    worker_error(s.feedback());
   } else if (name == "buckets/top_k") {
     run_buckets(gc::top_k{.k = 20}, comm, policy, {400, 1, 600}, steps, r);
   } else if (name == "buckets/random_k") {

@@ -37,6 +37,7 @@
 #include <initializer_list>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -131,6 +132,46 @@ class feedback_round {
     }
     in_flight_ = true;
   }
+
+  /// start()'s local part alone, for exchanges with a protocol of their own
+  /// (sparse_exchange.hpp): validate(), the gradient's length, then the error-feedback step
+  /// unless some g_i is not finite. Returns ok (feedback().message() is m_i), skipped, or
+  /// failed with its message in `error` (nothing changed). Follow it with applied() or abandon().
+  template <class Policy, class Validate, class Prepare>
+  frame_status compress_only(const Policy& policy, std::span<const T> g, const char* where, Validate&& validate,
+                             Prepare&& prepare, std::string& error) {
+    compressed_ = false;
+    applied_ = false;
+    try {
+      validate();
+      check_length(where, "the gradient", g.size(), dim());
+      if (!all_finite(policy, g)) return frame_status::skipped;
+      const auto [input, scale] = prepare();
+      feedback_.compress(policy, input, scale);
+      compressed_ = true;
+      return frame_status::ok;
+    } catch (const std::exception& e) {
+      error = e.what();
+    } catch (...) {
+      error = "a non-standard exception";
+    }
+    take_back();
+    return frame_status::failed;
+  }
+
+  /// compress_only's exchange applied: records its bytes.
+  void applied(const traffic& t) {
+    compressed_ = false;
+    previous_traffic_ = traffic_;
+    traffic_.record(t);
+    applied_ = true;
+  }
+
+  /// compress_only's exchange failed or skipped: takes the error-feedback step back.
+  void abandon() noexcept { take_back(); }
+
+  /// The error feedback, for exchanges that return undelivered entries to it.
+  error_feedback<C, T>& feedback() noexcept { return feedback_; }
 
   /// Whether finish() would not block.
   bool test() {

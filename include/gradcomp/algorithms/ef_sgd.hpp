@@ -32,10 +32,17 @@
 // take their error-feedback step back (error_feedback::undo). A step in which any rank's
 // gradient holds NaN or Inf is skipped on every rank (step_status::skipped), changing
 // nothing either.
+//
+// Over a sparsifier, sgd_options::exchange can replace the all-gather by a sparse
+// reduce-scatter or recursive doubling that keeps the global Top-k of the messages' sum
+// (sparse_exchange.hpp): the entries a rank sent that the global selection dropped go back
+// to its residual.
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -48,10 +55,47 @@
 #include "../feedback/error_feedback.hpp"
 #include "bucket_exchange.hpp"
 #include "exchange.hpp"
+#include "sparse_exchange.hpp"
 #include "sgd.hpp"
 #include "traffic.hpp"
 
 namespace gradcomp {
+
+namespace detail {
+
+template <class P>
+inline constexpr bool is_sparse_vector = false;
+template <class T, class I>
+inline constexpr bool is_sparse_vector<sparse_vector<T, I>> = true;
+
+/// The k of a sparse exchange's global selection: the option's, else the compressor's k.
+template <class C, class T>
+std::size_t global_k_of(const C& c, const exchange_options& o, const char* where) {
+  if (o.kind != exchange_kind::allgather && o.kind != exchange_kind::reduce_scatter &&
+      o.kind != exchange_kind::recursive_doubling)
+    fail(where, "exchange_options::kind ", static_cast<int>(o.kind), " is not an exchange_kind");
+  if (o.balance != region_balance::previous_selection && o.balance != region_balance::equal)
+    fail(where, "exchange_options::balance ", static_cast<int>(o.balance), " is not a region_balance");
+  if (o.kind == exchange_kind::allgather) return 0;
+  if constexpr (is_ef21<C>) {
+    fail(where, "the ", exchange_name(o.kind), " exchange drops entries that EF21's estimates assume were received: "
+                "use the allgather exchange with ef21");
+  } else if constexpr (!is_sparse_vector<payload_t<C, T>>) {
+    fail(where, "the ", exchange_name(o.kind), " exchange adds sparse messages: it needs a sparsifier whose message "
+                "is a sparse_vector (top_k, hard_threshold, ...), not ", compressor_name<C>());
+  } else {
+    if (o.global_k != 0) return o.global_k;
+    if constexpr (requires { c.k; }) {
+      if (c.k == 0) fail(where, "the compressor's k is 0");
+      return static_cast<std::size_t>(c.k);
+    } else {
+      fail(where, "set exchange_options::global_k (the k of the global Top-k): ", compressor_name<C>(),
+           " has no k to take it from");
+    }
+  }
+}
+
+}  // namespace detail
 
 template <class C, comm::communicator Comm, std::floating_point T = float>
   requires compressor<C, T>
@@ -66,8 +110,10 @@ class ef_sgd {
       : comm_(&comm), round_(std::move(c), dim), opt_(opt), mean_(dim), momentum_(opt.momentum != 0.0 ? dim : 0),
         next_momentum_(opt.mode == momentum_mode::in_update ? momentum_.size() : 0),
         estimate_(detail::is_ef21<C> ? dim : 0) {
+    std::size_t global_k = 0;
     detail::check_on_every_rank(comm, "ef_sgd", [&] {
       detail::check_sgd_options(opt, "ef_sgd");
+      global_k = detail::global_k_of<C, T>(round_.feedback().base(), opt.exchange, "ef_sgd");
       if constexpr (detail::is_ef21<C>) {
         if (opt.error_feedback)
           detail::fail("ef_sgd", "over ef21<C>, set sgd_options::error_feedback = false: EF21 keeps its own estimate, "
@@ -78,6 +124,12 @@ class ef_sgd {
       }
     });
     comm::agree_on(comm, dim, "ef_sgd", "the dimension");
+    comm::agree_on(comm, static_cast<std::uint64_t>(opt.exchange.kind), "ef_sgd", "the exchange kind");
+    if (opt.exchange.kind != exchange_kind::allgather) {
+      comm::agree_on(comm, global_k, "ef_sgd", "the global k");
+      comm::agree_on(comm, static_cast<std::uint64_t>(opt.exchange.balance), "ef_sgd", "the region balance");
+      sparse_.emplace(opt.exchange, dim, global_k);
+    }
   }
 
   /// One step with the options' lr and no loss scale. A collective.
@@ -93,19 +145,24 @@ class ef_sgd {
   step_status step(const Policy& policy, std::span<T> x, std::span<const T> g, const step_options& s) {
     const char* where = "ef_sgd::step";
     const bool local_momentum = opt_.mode == momentum_mode::in_update && !momentum_.empty();
-    round_.start(
-        *comm_, policy, 0, g, where,
-        [&] {
-          detail::check_length(where, "x", x.size(), dim());
-          detail::check_step_options(s, where);
-        },
-        [&]() -> std::pair<std::span<const T>, T> {
-          if (!local_momentum) return {g, detail::unscale_factor<T>(s.lr, s.loss_scale)};
-          detail::momentum_into(static_cast<T>(opt_.momentum), std::span<const T>(momentum_), g,
-                                detail::unscale_factor<T>(1.0, s.loss_scale), std::span<T>(next_momentum_));
-          return {next_momentum_, static_cast<T>(s.lr)};
-        });
-    if (round_.finish(*comm_, policy, std::span<T>(mean_), where) == step_status::skipped) {
+    const auto validate = [&] {
+      detail::check_length(where, "x", x.size(), dim());
+      detail::check_step_options(s, where);
+    };
+    const auto prepare = [&]() -> std::pair<std::span<const T>, T> {
+      if (!local_momentum) return {g, detail::unscale_factor<T>(s.lr, s.loss_scale)};
+      detail::momentum_into(static_cast<T>(opt_.momentum), std::span<const T>(momentum_), g,
+                            detail::unscale_factor<T>(1.0, s.loss_scale), std::span<T>(next_momentum_));
+      return {next_momentum_, static_cast<T>(s.lr)};
+    };
+    step_status outcome;
+    if (sparse_) {
+      outcome = sparse_step(policy, g, where, validate, prepare);
+    } else {
+      round_.start(*comm_, policy, 0, g, where, validate, prepare);
+      outcome = round_.finish(*comm_, policy, std::span<T>(mean_), where);
+    }
+    if (outcome == step_status::skipped) {
       ++skipped_;
       return step_status::skipped;
     }
@@ -140,12 +197,54 @@ class ef_sgd {
   /// The momentum buffer (empty without momentum).
   std::span<const T> momentum() const noexcept { return momentum_; }
   /// This worker's bytes: uplink = wire_bytes(m_i); downlink = the other ranks' messages
-  /// (allreduce class: the message's values each way, the allreduce's payload).
+  /// (allreduce class: the message's values each way, the allreduce's payload; a sparse
+  /// exchange: the blocks and histograms it sent and received, exchange_messages()).
   const traffic_log& bytes() const noexcept { return round_.bytes(); }
   /// Steps skipped because some rank's gradient held NaN or Inf.
   std::uint64_t skipped_steps() const noexcept { return skipped_; }
+  /// The exchange's options (allgather unless sgd_options::exchange chose a sparse one).
+  const exchange_options& exchange() const noexcept { return opt_.exchange; }
+  /// Sparse exchanges: the last applied step's messages, as bytes() counts them (empty for
+  /// the allgather), its global selection S and the reduce-scatter's region starts.
+  std::span<const exchange_message> exchange_messages() const noexcept {
+    return sparse_ ? sparse_->messages() : std::span<const exchange_message>();
+  }
+  std::span<const std::size_t> last_selection() const noexcept {
+    return sparse_ ? sparse_->selection() : std::span<const std::size_t>();
+  }
+  std::span<const std::size_t> regions() const noexcept {
+    return sparse_ ? sparse_->regions() : std::span<const std::size_t>();
+  }
 
  private:
+  /// A sparse exchange's step: compress here, run the exchange's protocol, return what the
+  /// global selection dropped to the residual.
+  template <class Policy, class Validate, class Prepare>
+  step_status sparse_step(const Policy& policy, std::span<const T> g, const char* where, Validate&& validate,
+                          Prepare&& prepare) {
+    if constexpr (detail::is_sparse_vector<payload_type>) {
+      std::string error;
+      const detail::frame_status status = round_.compress_only(policy, g, where, validate, prepare, error);
+      step_status outcome = step_status::skipped;
+      try {
+        outcome = sparse_->run(*comm_, status, error, round_.feedback().message(), std::span<T>(mean_), where);
+        if (outcome == step_status::applied)
+          round_.feedback().return_unsent(sparse_->unsent_indices(), sparse_->unsent_values());
+      } catch (...) {
+        round_.abandon();
+        throw;
+      }
+      if (outcome == step_status::skipped) {
+        round_.abandon();
+        return outcome;
+      }
+      round_.applied(sparse_->last_traffic());
+      return outcome;
+    } else {
+      detail::fail(where, "a sparse exchange needs a sparsifier");  // the constructor refused it already
+    }
+  }
+
   Comm* comm_;
   detail::feedback_round<C, Comm, T> round_;
   sgd_options opt_;
@@ -153,6 +252,7 @@ class ef_sgd {
   std::vector<T> momentum_;       // v (on_aggregate: of the mean; in_update: of g)
   std::vector<T> next_momentum_;  // in_update: the new v, committed once the step succeeds
   std::vector<T> estimate_;       // EF21: H (empty otherwise)
+  std::optional<detail::sparse_exchange<T>> sparse_;  // unless the exchange is the allgather
   std::uint64_t skipped_ = 0;
 };
 

@@ -9,6 +9,7 @@
 
 #include "../detail/strict_fp.hpp"
 #include "../error.hpp"
+#include "exchange_options.hpp"
 
 namespace gradcomp {
 
@@ -28,6 +29,10 @@ struct sgd_options {
   /// compressors), and how a wrapper that keeps its own state (momentum<error_feedback<C>>,
   /// DGC's momentum correction) runs without a second residual.
   bool error_feedback = true;
+  /// ef_sgd over a sparsifier only: how the messages travel (allgather, or a sparse
+  /// reduce-scatter or recursive doubling that keeps the global Top-k of their sum;
+  /// sparse_exchange.hpp, docs/distributed.md).
+  exchange_options exchange = {};
 };
 
 /// One step's settings, for schedules and mixed precision: the learning rate of this step,

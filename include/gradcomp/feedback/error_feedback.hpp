@@ -31,6 +31,7 @@
 #include "../backend.hpp"
 #include "../concepts.hpp"
 #include "../detail/element_rules.hpp"
+#include "../detail/strict_fp.hpp"
 #include "../error.hpp"
 #include "../execution.hpp"
 #include "../float16.hpp"
@@ -195,6 +196,34 @@ class error_feedback {
       detail::fail(where().c_str(), "assign_error: e[", i, "] = ", e[i], " is not finite (the residual is always finite)");
     std::copy(e.begin(), e.end(), residual_.begin());
     can_undo_ = false;
+  }
+
+  /// Adds entries back into the residual, e[indices[j]] += values[j]: the part of the last
+  /// message that an exchange did not deliver (sparse_exchange.hpp: a global re-selection
+  /// drops entries, which stay here to be sent later). The metrics follow: elements_sent
+  /// loses them, total_error takes the residual's new norm. undo() still restores the
+  /// residual from before the last compress call. Indices must ascend and stay below dim();
+  /// throws gc::error, changing nothing, otherwise or if a sum is not finite.
+  template <std::unsigned_integral Index>
+  GRADCOMP_NO_FP_CONTRACT void return_unsent(std::span<const Index> indices, std::span<const T> values) {
+    GRADCOMP_NO_FP_CONTRACT_BODY
+    const std::string w = where() + "::return_unsent";
+    if (indices.size() != values.size())
+      detail::fail(w.c_str(), indices.size(), " indices but ", values.size(), " values");
+    double change = 0.0;
+    for (std::size_t j = 0; j < indices.size(); ++j) {
+      const auto i = static_cast<std::size_t>(indices[j]);
+      if (i >= dim() || (j > 0 && indices[j] <= indices[j - 1]))
+        detail::fail(w.c_str(), "index ", i, " at position ", j, " (indices must ascend and stay below ", dim(), ")");
+      const T sum = residual_[i] + values[j];
+      if (!std::isfinite(sum))
+        detail::fail(w.c_str(), "e[", i, "] + ", values[j], " is not finite; the residual is unchanged");
+      change += static_cast<double>(sum) * static_cast<double>(sum) -
+                static_cast<double>(residual_[i]) * static_cast<double>(residual_[i]);
+    }
+    for (std::size_t j = 0; j < indices.size(); ++j) residual_[static_cast<std::size_t>(indices[j])] += values[j];
+    metrics_.elements_sent -= std::min<std::uint64_t>(metrics_.elements_sent, indices.size());
+    metrics_.total_error += change;
   }
 
   /// Whether undo() would succeed.
