@@ -356,6 +356,36 @@ TEST_CASE("sparse exchanges: a failure or a skip on one rank reaches every rank 
   }
 }
 
+TEST_CASE("sparse exchanges: ties at the threshold are shared out across owners by index, as one holder takes them") {
+  // Gradients of three magnitudes: the k-th largest sum is tied across several regions.
+  const std::size_t d = 389, k = 17;
+  const int n = 4;
+  std::vector<std::vector<float>> x(2, std::vector<float>(d, 0.0f));
+  std::vector<std::vector<std::size_t>> selections(2);
+  int tie_rounds = 0;
+  for (int which = 0; which < 2; ++which) {
+    gc::comm::local_group::run(n, [&](gc::comm::local_communicator& comm) {
+      gc::sgd_options o{.lr = 0.5};
+      o.exchange.kind = which == 0 ? exchange_kind::reduce_scatter : exchange_kind::recursive_doubling;
+      gc::ef_sgd s(gc::top_k{.k = k}, comm, d, o);
+      std::vector<float> mine(d, 0.0f), g(d);
+      for (int t = 0; t < 4; ++t) {
+        for (std::size_t i = 0; i < d; ++i) g[i] = static_cast<float>((i * 7 + static_cast<std::size_t>(t + comm.rank())) % 3 + 1);
+        s.step(gc::exec::seq, std::span<float>(mine), std::span<const float>(g));
+        if (comm.rank() == 0) {
+          for (const auto& m : s.exchange_messages()) tie_rounds += std::string(m.phase) == "tie" && m.sent ? 1 : 0;
+          selections[static_cast<std::size_t>(which)].insert(selections[static_cast<std::size_t>(which)].end(),
+                                                             s.last_selection().begin(), s.last_selection().end());
+        }
+      }
+      if (comm.rank() == 0) x[static_cast<std::size_t>(which)] = mine;
+    });
+  }
+  CHECK(tie_rounds >= 1);
+  CHECK(selections[0] == selections[1]);
+  CHECK(same_bits(x[0], x[1]));
+}
+
 TEST_CASE("sparse exchanges: two failing ranks report the lower one everywhere") {
   for (const exchange_kind ex : {exchange_kind::reduce_scatter, exchange_kind::recursive_doubling}) {
     gc::comm::local_group::run(5, [&](gc::comm::local_communicator& comm) {

@@ -41,6 +41,7 @@
 #include <string_view>
 #include <vector>
 
+#include "../comm/collectives.hpp"
 #include "../comm/communicator.hpp"
 #include "../error.hpp"
 #include "../payload/sparse.hpp"
