@@ -234,7 +234,7 @@ void add_nonconvex(CLI::App& app, nonconvex_cli& c) {
       "SGD, EF Top-k, EF hard-threshold (lambda calibrated to Top-k's density), EF scaled sign (MEM-SGD), "
       "DoubleSqueeze and LIEC-SGD with scaled and blockwise sign; test accuracy against epochs and bytes. "
       "--methods peers runs the peers' compressors instead (QSGD, TernGrad, natural compression, natural dithering, 8-bit max-min, 1-bit SGD, "
-      "fp16/bf16 casts, Signum, budget threshold, EF21, DGC, PowerSGD), --methods all both.");
+      "fp16/bf16 casts, Signum, budget threshold, EF21, Ok-Topk's global Top-k, DGC, PowerSGD), --methods all both.");
   cmd->add_option("--fashion-dir", c.fashion_dir, "Directory of the Fashion-MNIST IDX files")->capture_default_str();
   cmd->add_option("--train-samples", c.train_samples,
                   "Keep only N training images (0: all 60000), drawn by a shuffle seeded with --seed");

@@ -14,6 +14,8 @@
 //   ef_onebit                    1-bit SGD: ef_sgd + onebit (one block: the whole model vector)
 //   ef_budget_threshold          ef_sgd + budget_threshold at Top-k's density
 //   ef21_top_k                   EF21-SGD: ef_sgd over ef21<top_k>
+//   ok_topk                      Ok-Topk's global Top-k: ef_sgd + top_k over the sparse
+//                                reduce-scatter (the k largest sums; the rest back to residuals)
 //   dgc                          DGC's momentum correction and masking around EF Top-k
 //   powersgd_r1, powersgd_r2, powersgd_r4   powersgd_sgd, one tensor per layer
 // Logged: test accuracy of the averaged model, training loss, bytes and error, against
@@ -67,7 +69,7 @@ inline const std::vector<std::string>& nonconvex_methods() {
 inline const std::vector<std::string>& peer_methods() {
   static const std::vector<std::string> all{"qsgd_4bit",   "terngrad",      "natural_compression", "natural_dithering",
                                             "maxmin_8bit", "float16_cast",  "bfloat16_cast",
-                                            "signum",      "ef_onebit",     "ef_budget_threshold", "ef21_top_k", "dgc",
+                                            "signum",      "ef_onebit",     "ef_budget_threshold", "ef21_top_k", "ok_topk", "dgc",
                                             "powersgd_r1", "powersgd_r2", "powersgd_r4"};
   return all;
 }
@@ -320,6 +322,10 @@ bool with_peer_scheme(const std::string& method, Comm& comm, const nonconvex_set
     run(gc::terngrad{.seed = seed}, plain);
   } else if (method == "natural_compression") {
     run(gc::natural_compression{.seed = seed}, plain);
+  } else if (method == "ok_topk") {
+    gc::sgd_options global{.lr = s.lr};
+    global.exchange.kind = gc::exchange_kind::reduce_scatter;
+    run(gc::top_k{.k = plan.k}, global);
   } else if (method == "natural_dithering") {
     // BytePS's dithering with the natural partition: 8 levels of ||x||_2 down to 2^-7 (5 bits).
     run(gc::dithering{.s = 8, .partition = gc::dithering::natural, .norm = gc::dithering::l2, .seed = seed}, plain);
