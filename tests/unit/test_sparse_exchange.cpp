@@ -328,7 +328,9 @@ TEST_CASE("sparse exchanges: a failure or a skip on one rank reaches every rank 
           const std::vector<float> x0 = x, e0(s.feedback().error().begin(), s.feedback().error().end());
           const gc::traffic_log bytes0 = s.bytes();
           const std::vector<std::size_t> sel0(s.last_selection().begin(), s.last_selection().end());
+          const std::vector<std::size_t> regions0(s.regions().begin(), s.regions().end());
           const auto unchanged = [&] {
+            CHECK(std::vector<std::size_t>(s.regions().begin(), s.regions().end()) == regions0);
             CHECK(same_bits(x, x0));
             CHECK(same_bits(s.feedback().error(), e0));
             CHECK(s.bytes().total == bytes0.total);

@@ -96,6 +96,7 @@ class sparse_exchange {
     messages_.swap(pending_);
     traffic_ = pending_traffic_;
     selection_.swap(next_selection_);
+    if (opt_.kind == exchange_kind::reduce_scatter) regions_ = bounds_;
     return outcome;
   }
 
@@ -210,20 +211,20 @@ class sparse_exchange {
   // ---- reduce-scatter
 
   void place_regions(int n) {
-    regions_.assign(static_cast<std::size_t>(n) + 1, 0);
+    bounds_.assign(static_cast<std::size_t>(n) + 1, 0);
     const std::size_t s = selection_.size(), ranks = static_cast<std::size_t>(n);
     for (int r = 0; r < n; ++r) {
       const auto shard = comm::shard_of(dim_, n, r);
-      regions_[static_cast<std::size_t>(r)] =
+      bounds_[static_cast<std::size_t>(r)] =
           opt_.balance == region_balance::previous_selection && s >= ranks && r > 0
               ? selection_[static_cast<std::size_t>(r) * s / ranks]
               : shard.begin;
     }
-    regions_.back() = dim_;
+    bounds_.back() = dim_;
   }
 
   std::size_t region_len(int r) const {
-    return regions_[static_cast<std::size_t>(r) + 1] - regions_[static_cast<std::size_t>(r)];
+    return bounds_[static_cast<std::size_t>(r) + 1] - bounds_[static_cast<std::size_t>(r)];
   }
 
   template <comm::communicator Comm, class Index>
@@ -243,7 +244,7 @@ class sparse_exchange {
         status_frame(status, send_);
         if (status == frame_status::ok) {
           region_sum<T>& mine = parts_[static_cast<std::size_t>(r)];
-          leaf(m, regions_[static_cast<std::size_t>(r)], regions_[static_cast<std::size_t>(r) + 1], mine);
+          leaf(m, bounds_[static_cast<std::size_t>(r)], bounds_[static_cast<std::size_t>(r) + 1], mine);
           if (r != me) {
             append_block(mine, send_);
             record("reduce", r, true, mine.entries(), mine.len, send_.size() - before - 1);
@@ -325,7 +326,7 @@ class sparse_exchange {
       const auto body = gathered_.from(r).subspan(1);
       read_block(body, region_len(r), piece_, where_, r);
       if (r != me) record("gather", r, false, piece_.entries(), region_len(r), body.size());
-      const std::size_t begin = regions_[static_cast<std::size_t>(r)];
+      const std::size_t begin = bounds_[static_cast<std::size_t>(r)];
       piece_.for_each_nonzero([&](std::size_t i, T v) {
         next_selection_.push_back(begin + i);
         next_sums_.push_back(v);
@@ -484,7 +485,8 @@ class sparse_exchange {
   std::size_t dim_;
   std::size_t k_;
   const char* where_ = "";
-  std::vector<std::size_t> regions_;
+  std::vector<std::size_t> regions_;  // the last applied step's region starts (and d)
+  std::vector<std::size_t> bounds_;   // this step's
   std::vector<std::size_t> selection_, next_selection_;
   std::vector<T> next_sums_;
   std::vector<std::size_t> unsent_index_;
