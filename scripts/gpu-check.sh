@@ -41,6 +41,9 @@ build() {
     -DGRADCOMP_BUILD_APPS=OFF -DGRADCOMP_BUILD_EXAMPLES=OFF -DGRADCOMP_SANITIZED_TESTS=OFF \
     -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc" >/dev/null
   cmake --build "$BUILD" --target gradcomp_cuda_tests gradcomp_cuda_bench -j"$(nproc)"
+  # The one-rank NCCL smoke test, where NCCL was found (docs/device-exchanges.md); optional.
+  cmake --build "$BUILD" --target gradcomp_nccl_tests -j"$(nproc)" 2>/dev/null ||
+    echo "gpu-check: gradcomp_nccl_tests not built (no NCCL found)"
 }
 
 if (( build_only )); then
@@ -76,6 +79,13 @@ PY=${PYTHON:-python3}
 if want tests; then
   echo "== tests"
   timeout "$(left 180)" "$tests" --duration=true 2>&1 | tee "$OUT/tests.txt" || status=1
+  # NCCL with one rank (it refuses two on one GPU): the communicator's plumbing. It links
+  # libnccl dynamically; a machine without it says so here instead of failing the check.
+  nccl_tests=$BUILD/tests/gradcomp_nccl_tests
+  if [[ -x "$nccl_tests" ]]; then
+    timeout "$(left 60)" "$nccl_tests" --duration=true > "$OUT/nccl.txt" 2>&1 || echo "nccl: failed or did not load (see nccl.txt)"
+    tail -3 "$OUT/nccl.txt"
+  fi
 fi
 
 if want bench; then

@@ -36,10 +36,11 @@ struct selection_rule {
   bool splits_ties() const noexcept { return has_equal && take_equal < count_equal; }
 };
 
-/// keys: this rank's candidates (magnitude keys of nonzero values); reduce(hist) sums a
-/// histogram of selection_bins doubles over the ranks in place (identity for one holder).
-template <class Key, class Reduce>
-selection_rule<Key> select_largest(std::span<const Key> keys, std::uint64_t k, Reduce&& reduce) {
+/// The selection from a histogram source: histogram(prefix, mask, shift, hist) fills the 256
+/// counts, summed over the ranks, of the candidate keys with (key & mask) == prefix, binned by
+/// (key >> shift) & 255. The one place the rule is decided; a back end supplies its counting.
+template <class Key, class Histogram>
+selection_rule<Key> select_largest_from(std::uint64_t k, Histogram&& histogram) {
   constexpr int bits = static_cast<int>(sizeof(Key) * 8);
   selection_rule<Key> rule;
   std::array<double, selection_bins> hist;
@@ -47,9 +48,7 @@ selection_rule<Key> select_largest(std::span<const Key> keys, std::uint64_t k, R
   std::uint64_t needed = k;
   for (int shift = bits - selection_digit_bits; shift >= 0; shift -= selection_digit_bits) {
     hist.fill(0.0);
-    for (const Key key : keys)
-      if ((key & mask) == prefix) hist[static_cast<std::size_t>((key >> shift) & (selection_bins - 1))] += 1.0;
-    reduce(std::span<double>(hist));
+    histogram(prefix, mask, shift, std::span<double>(hist));
     ++rule.rounds;
     if (shift == bits - selection_digit_bits) {
       double total = 0.0;
@@ -83,6 +82,17 @@ selection_rule<Key> select_largest(std::span<const Key> keys, std::uint64_t k, R
     }
   }
   return rule;
+}
+
+/// keys: this rank's candidates (magnitude keys of nonzero values), counted here; reduce(hist)
+/// sums a histogram of selection_bins doubles over the ranks in place (identity for one holder).
+template <class Key, class Reduce>
+selection_rule<Key> select_largest(std::span<const Key> keys, std::uint64_t k, Reduce&& reduce) {
+  return select_largest_from<Key>(k, [&](Key prefix, Key mask, int shift, std::span<double> hist) {
+    for (const Key key : keys)
+      if ((key & mask) == prefix) hist[static_cast<std::size_t>((key >> shift) & (selection_bins - 1))] += 1.0;
+    reduce(hist);
+  });
 }
 
 }  // namespace gradcomp::detail

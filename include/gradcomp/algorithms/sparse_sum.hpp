@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "../detail/bits.hpp"
+#include "../detail/host_device.hpp"
 #include "../detail/strict_fp.hpp"
 #include "../detail/wire.hpp"
 #include "../error.hpp"
@@ -91,9 +92,10 @@ struct region_sum {
   }
 };
 
-/// A message entry as it enters a sum: -0 becomes +0 (see the top of the file).
+/// A message entry as it enters a sum: -0 becomes +0 (see the top of the file). GRADCOMP_HD:
+/// the device exchange (cuda/comm/sparse_exchange.cuh) calls it on the GPU.
 template <class T>
-GRADCOMP_NO_FP_CONTRACT T canonical_entry(T v) noexcept {
+GRADCOMP_NO_FP_CONTRACT GRADCOMP_HD T canonical_entry(T v) noexcept {
   GRADCOMP_NO_FP_CONTRACT_BODY
   return v + T(0);
 }

@@ -17,6 +17,7 @@
 // the device, for CUDA graphs, would have to commit conditionally in a kernel.)
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
@@ -27,9 +28,11 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "../backend.hpp"
 #include "../concepts.hpp"
+#include "../detail/strict_fp.hpp"
 #include "../error.hpp"
 #include "../feedback/checkpoint.hpp"
 #include "../float16.hpp"
@@ -52,6 +55,21 @@ struct non_finite_at {
   const V* v;
   __device__ bool operator()(std::size_t i) const { return !isfinite(static_cast<double>(gradient_at<T>(v, i))); }
 };
+
+/// e[indices[j]] = e[indices[j]] + values[j] (return_unsent; distinct indices).
+template <class T, class Index>
+__global__ void return_entries_kernel(T* e, const Index* indices, const T* values, std::size_t n) {
+  for (std::size_t j = global_thread(); j < n; j += grid_threads()) {
+    const auto i = static_cast<std::size_t>(indices[j]);
+    e[i] = e[i] + values[j];
+  }
+}
+
+/// out[j] = e[indices[j]].
+template <class T, class Index>
+__global__ void residual_at_kernel(const T* e, const Index* indices, std::size_t n, T* out) {
+  for (std::size_t j = global_thread(); j < n; j += grid_threads()) out[j] = e[static_cast<std::size_t>(indices[j])];
+}
 
 }  // namespace gradcomp::cuda::detail
 
@@ -157,6 +175,61 @@ class error_feedback {
                     "error_feedback", "cudaMemcpyAsync");
     can_undo_ = false;
   }
+  // --- return_unsent (begin): for the device sparse exchanges (cuda/comm/sparse_exchange.cuh) ---
+  /// gc::error_feedback::return_unsent on device memory: e[indices[j]] += values[j] for the
+  /// entries of the last message that an exchange did not deliver (indices and values in
+  /// device memory, as gc::cuda::sparse_exchange::unsent_indices() / unsent_values() give
+  /// them). The same checks and metrics as the host's, with the same bits: elements_sent loses
+  /// the entries, total_error changes by the sum in index order of sum^2 - e^2 in double
+  /// (added on the host, from the entries and the residual values they touch, copied back:
+  /// synchronises). Indices must ascend and stay below dim(); throws gc::error, changing
+  /// nothing, otherwise or if a sum is not finite. undo() still restores the residual from
+  /// before the last compress.
+  template <std::unsigned_integral Index>
+  GRADCOMP_NO_FP_CONTRACT void return_unsent(const par_t& policy, std::span<const Index> indices,
+                                             std::span<const T> values) {
+    GRADCOMP_NO_FP_CONTRACT_BODY
+    const std::string w = "error_feedback<" + std::string(C::name) + ">::return_unsent";
+    if (indices.size() != values.size())
+      gradcomp::detail::fail(w.c_str(), indices.size(), " indices but ", values.size(), " values");
+    const std::size_t n = indices.size();
+    if (n == 0) return;  // the host adds 0.0 to total_error: the same bits
+    std::vector<Index> index(n);
+    std::vector<T> value(n), old(n);
+    detail::check(cudaMemcpyAsync(index.data(), indices.data(), n * sizeof(Index), cudaMemcpyDeviceToHost, policy.stream),
+                  "error_feedback", "cudaMemcpyAsync");
+    detail::check(cudaMemcpyAsync(value.data(), values.data(), n * sizeof(T), cudaMemcpyDeviceToHost, policy.stream),
+                  "error_feedback", "cudaMemcpyAsync");
+    detail::check(cudaStreamSynchronize(policy.stream), "error_feedback", "cudaStreamSynchronize");
+    for (std::size_t j = 0; j < n; ++j) {
+      const auto i = static_cast<std::size_t>(index[j]);
+      if (i >= dim() || (j > 0 && index[j] <= index[j - 1]))
+        gradcomp::detail::fail(w.c_str(), "index ", i, " at position ", j, " (indices must ascend and stay below ", dim(),
+                               ")");
+    }
+    T* at = static_cast<T*>(policy.workspace().reserve(n * sizeof(T), policy.stream));
+    detail::residual_at_kernel<T, Index><<<detail::elementwise_grid(n), tuning::elementwise::block_threads, 0,
+                                           policy.stream>>>(residual_.data(), indices.data(), n, at);
+    detail::check_launch("error_feedback::return_unsent", "residual_at_kernel");
+    detail::check(cudaMemcpyAsync(old.data(), at, n * sizeof(T), cudaMemcpyDeviceToHost, policy.stream),
+                  "error_feedback", "cudaMemcpyAsync");
+    detail::check(cudaStreamSynchronize(policy.stream), "error_feedback", "cudaStreamSynchronize");
+    double change = 0.0;
+    for (std::size_t j = 0; j < n; ++j) {
+      const T sum = old[j] + value[j];
+      if (!std::isfinite(sum))
+        gradcomp::detail::fail(w.c_str(), "e[", static_cast<std::size_t>(index[j]), "] + ", value[j],
+                               " is not finite; the residual is unchanged");
+      change += static_cast<double>(sum) * static_cast<double>(sum) - static_cast<double>(old[j]) * static_cast<double>(old[j]);
+    }
+    detail::return_entries_kernel<T, Index><<<detail::elementwise_grid(n), tuning::elementwise::block_threads, 0,
+                                              policy.stream>>>(residual_.data(), indices.data(), values.data(), n);
+    detail::check_launch("error_feedback::return_unsent", "return_entries_kernel");
+    metrics_.elements_sent -= std::min<std::uint64_t>(metrics_.elements_sent, n);
+    metrics_.total_error += change;
+  }
+  // --- return_unsent (end) ---
+
   const message_type& message() const noexcept { return message_; }
   const C& base() const noexcept { return compressor_; }
   std::size_t dim() const noexcept { return residual_.size(); }
