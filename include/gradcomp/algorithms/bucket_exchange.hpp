@@ -91,18 +91,16 @@ class feedback_round {
   void start(Comm& comm, const Policy& policy, std::uint64_t tag, std::span<const T> g, const char* where,
              Validate&& validate, Prepare&& prepare) {
     if (in_flight_) fail(where, "bucket ", tag, " is already in flight (finish it first)");
-    compressed_ = false;
-    applied_ = false;
     values_.clear();
-    try {
-      validate();
-      check_length(where, "the gradient", g.size(), dim());
-      if (!all_finite(policy, g)) {
-        frame_header(frame_status::skipped, tag, 0);
-      } else {
-        const auto [input, scale] = prepare();
-        const payload_type& m = feedback_.compress(policy, input, scale);
-        compressed_ = true;
+    std::string error;
+    const frame_status status = compress_only(policy, g, where, validate, prepare, error);
+    if (status == frame_status::failed) {
+      failed(tag, error);
+    } else if (status == frame_status::skipped) {
+      frame_header(frame_status::skipped, tag, 0);
+    } else {
+      try {
+        const payload_type& m = feedback_.message();
         if constexpr (summed) {
           const auto key = summation<payload_type>::key(m);
           frame_header(frame_status::ok, tag, key.size() * sizeof(std::uint64_t));
@@ -113,11 +111,11 @@ class feedback_round {
           frame_header(frame_status::ok, tag, gradcomp::wire_bytes(m));
           gradcomp::encode(m, std::span<std::byte>(frame_).subspan(header_bytes));
         }
+      } catch (const std::exception& e) {
+        failed(tag, e.what());
+      } catch (...) {
+        failed(tag, "a non-standard exception");
       }
-    } catch (const std::exception& e) {
-      failed(tag, e.what());
-    } catch (...) {
-      failed(tag, "a non-standard exception");
     }
     try {
       frames_request_.emplace(comm.start_allgatherv(frame_, frames_.receive()));
