@@ -3,7 +3,7 @@
 // every rank, a throwing rank releasing the others), and gc::cuda::sparse_exchange on 1 to 6
 // thread ranks against the host's gc::detail::sparse_exchange over comm::local_group on the
 // same messages, bit for bit: mean, selection, unsent entries, regions, every message's bytes;
-// failures and skips on every rank. Compiled in CI, never run there (no GPU: main.cu exits 77).
+// failures and skips on every rank. Compiled in CI, never run there (no GPU: main.cpp exits 77).
 //
 // Built twice: into gradcomp_cuda_tests (everything but NCCL), and with
 // GRADCOMP_CUDA_EXCHANGE_NCCL_ONLY into gradcomp_nccl_tests (tests/CMakeLists.txt, where

@@ -69,7 +69,7 @@ std::vector<std::vector<T>> adversarial_inputs() {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("par casts: bit-identical to seq on every input kind and size", T, float, double) {
+TEST_CASE_TEMPLATE("par casts: bit-identical to seq on every input kind and size", T, GRADCOMP_PAR_FLOATS) {
   for (const gt::input_kind kind : gt::all_input_kinds) {
     for (const std::size_t d : par_sizes()) {
       const std::string kind_name = gt::to_string(kind);
@@ -84,7 +84,7 @@ TEST_CASE_TEMPLATE("par casts: bit-identical to seq on every input kind and size
   }
 }
 
-TEST_CASE_TEMPLATE("par casts: adversarial inputs", T, float, double) {
+TEST_CASE_TEMPLATE("par casts: adversarial inputs", T, GRADCOMP_PAR_FLOATS) {
   for (const auto& x : adversarial_inputs<T>()) {
     CAPTURE(x.size());
     check_all_compressors(x, 17);
@@ -94,7 +94,7 @@ TEST_CASE_TEMPLATE("par casts: adversarial inputs", T, float, double) {
   }
 }
 
-TEST_CASE_TEMPLATE("par casts: errors match seq, out and step unchanged", T, float, double) {
+TEST_CASE_TEMPLATE("par casts: errors match seq, out and step unchanged", T, GRADCOMP_PAR_FLOATS) {
   const T inf = std::numeric_limits<T>::infinity();
   const T nan = std::numeric_limits<T>::quiet_NaN();
   const T top = std::numeric_limits<T>::max();
@@ -147,7 +147,7 @@ TEST_CASE_TEMPLATE("par error_feedback over float16_cast and natural compression
 }
 
 TEST_CASE_TEMPLATE("par compress_layers and compress_model over the float code compressors: bit-identical to seq", T,
-                   float, double) {
+                   GRADCOMP_PAR_FLOATS) {
   std::vector<std::vector<T>> storage;
   std::vector<std::span<const T>> tensors;
   const auto sizes = gt::layer_sizes(60, 70000, 3);

@@ -58,7 +58,7 @@ gc::sparse_vector<T> unordered_sparse(std::size_t d, std::size_t n, std::uint64_
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("par decompress_add: every payload bit-identical to seq", T, float, double) {
+TEST_CASE_TEMPLATE("par decompress_add: every payload bit-identical to seq", T, GRADCOMP_PAR_FLOATS) {
   for (const gt::input_kind kind : {gt::input_kind::normal, gt::input_kind::with_zeros, gt::input_kind::denormals}) {
     for (const std::size_t d : par_sizes()) {
       const std::string kind_name = gt::to_string(kind);
@@ -134,7 +134,7 @@ TEST_CASE_TEMPLATE("par decompress_add: every payload bit-identical to seq", T, 
 }
 
 TEST_CASE_TEMPLATE("par decompress_add: float code, bucket and two-level payloads reject bad shapes as seq does", T,
-                   float, double) {
+                   GRADCOMP_PAR_FLOATS) {
   const std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, 70001, 5);
   gc::float_code_vector<T> c;
   gc::compress(gc::exec::seq, gc::float16_cast{}, x, c);
@@ -154,7 +154,7 @@ TEST_CASE_TEMPLATE("par decompress_add: float code, bucket and two-level payload
 }
 
 TEST_CASE_TEMPLATE("par decompress_add: hand-built payloads with repeated or descending indices add like seq", T,
-                   float, double) {
+                   GRADCOMP_PAR_FLOATS) {
   for (const std::size_t d : {std::size_t{1}, std::size_t{100}, std::size_t{1000000}}) {
     for (const std::size_t n : {std::size_t{3}, std::size_t{20000}, std::size_t{300000}}) {
       CAPTURE(d);
@@ -189,7 +189,7 @@ TEST_CASE_TEMPLATE("par decompress_add: hand-built payloads with repeated or des
   check_decompress(s, dense0);
 }
 
-TEST_CASE_TEMPLATE("par decompress_add: errors match seq and write nothing", T, float, double) {
+TEST_CASE_TEMPLATE("par decompress_add: errors match seq and write nothing", T, GRADCOMP_PAR_FLOATS) {
   using u64 = std::uint64_t;
   for (const std::size_t d : {std::size_t{10}, std::size_t{300001}}) {
     CAPTURE(d);
@@ -268,7 +268,7 @@ TEST_CASE_TEMPLATE("par decompress_add: errors match seq and write nothing", T, 
   }
 }
 
-TEST_CASE_TEMPLATE("par identity: the message is x, bit for bit", T, float, double) {
+TEST_CASE_TEMPLATE("par identity: the message is x, bit for bit", T, GRADCOMP_PAR_FLOATS) {
   for_each_thread_count([] {
     for (const std::size_t d : par_sizes()) {
       CAPTURE(d);
@@ -288,7 +288,7 @@ TEST_CASE_TEMPLATE("par identity: the message is x, bit for bit", T, float, doub
   });
 }
 
-TEST_CASE_TEMPLATE("par error_feedback<identity>: bit-identical to seq over several steps", T, float, double) {
+TEST_CASE_TEMPLATE("par error_feedback<identity>: bit-identical to seq over several steps", T, GRADCOMP_PAR_FLOATS) {
   for_each_thread_count([] {
     for (const std::size_t d : feedback_sizes()) {
       for (const auto& policy : policies()) {

@@ -23,7 +23,7 @@ void check_threshold(const std::vector<T>& x, double lambda) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("par hard_threshold: bit-identical to seq on every input kind and size", T, float, double) {
+TEST_CASE_TEMPLATE("par hard_threshold: bit-identical to seq on every input kind and size", T, GRADCOMP_PAR_FLOATS) {
   for_each_thread_count([] {
     for (const gt::input_kind kind : gt::all_input_kinds) {
       for (const std::size_t d : par_sizes()) {
@@ -123,7 +123,7 @@ TEST_CASE("par error_feedback<hard_threshold>: a wrong size or scale leaves the 
   CHECK(ef.metrics().steps == 1);
 }
 
-TEST_CASE_TEMPLATE("par reductions: l1 and squared norms bit-identical to seq", T, float, double) {
+TEST_CASE_TEMPLATE("par reductions: l1 and squared norms bit-identical to seq", T, GRADCOMP_PAR_FLOATS) {
   for_each_thread_count([] {
     for (const gt::input_kind kind : gt::all_input_kinds) {
       for (const std::size_t d : par_sizes()) {

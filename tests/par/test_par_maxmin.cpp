@@ -129,7 +129,7 @@ TEST_CASE_TEMPLATE("par maxmin: adversarial inputs (ties, zeros, -0, denormals, 
   }
 }
 
-TEST_CASE_TEMPLATE("par maxmin: errors match seq, payload and step unchanged", T, float, double) {
+TEST_CASE_TEMPLATE("par maxmin: errors match seq, payload and step unchanged", T, GRADCOMP_PAR_FLOATS) {
   const T inf = std::numeric_limits<T>::infinity();
   const T nan = std::numeric_limits<T>::quiet_NaN();
   const T top = std::numeric_limits<T>::max();
@@ -174,7 +174,7 @@ TEST_CASE_TEMPLATE("par maxmin: errors match seq, payload and step unchanged", T
   });
 }
 
-TEST_CASE_TEMPLATE("par error_feedback<maxmin_quantizer>: bit-identical to seq over several steps", T, float, double) {
+TEST_CASE_TEMPLATE("par error_feedback<maxmin_quantizer>: bit-identical to seq over several steps", T, GRADCOMP_PAR_FLOATS) {
   for_each_thread_count([] {
     for (const std::size_t d : feedback_sizes()) {
       for (const auto& policy : policies()) {

@@ -46,7 +46,7 @@ struct model {
 }  // namespace
 
 TEST_CASE_TEMPLATE("par compress_model: top_k and hard_threshold over the concatenation, bit-identical to seq", T,
-                   float, double) {
+                   GRADCOMP_PAR_FLOATS) {
   const std::vector<std::vector<std::size_t>> shapes{
       {},
       {0, 0},
@@ -99,7 +99,7 @@ TEST_CASE_TEMPLATE("par compress_model: top_k and hard_threshold over the concat
   }
 }
 
-TEST_CASE_TEMPLATE("par compress_model: whole-model top_k takes every path without concatenating", T, float, double) {
+TEST_CASE_TEMPLATE("par compress_model: whole-model top_k takes every path without concatenating", T, GRADCOMP_PAR_FLOATS) {
   // Tensors of unequal scale: the k largest come mostly from one layer.
   std::vector<std::vector<T>> storage{gt::make_input<T>(gt::input_kind::normal, 300000, 1),
                                       gt::make_input<T>(gt::input_kind::heavy_tailed, 500000, 2),
@@ -233,7 +233,7 @@ TEST_CASE("par compress_model: errors match seq") {
 }
 
 TEST_CASE_TEMPLATE("par compress_layers: a tensor failing part-way throws the first failure's error, step unchanged", T,
-                   float, double) {
+                   GRADCOMP_PAR_FLOATS) {
   // Several tensors hold a NaN, each at its own position, so the message (x[pos]) tells which
   // failed: every back end throws the lowest failing tensor's error, the one the seq loop
   // throws, and leaves a seeded compressor's step where it was before the call.

@@ -39,7 +39,7 @@ gc::sign_vector<T> stale_signs(std::size_t d) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("par terngrad and sign: bit-identical to seq on every input kind and size", T, float, double) {
+TEST_CASE_TEMPLATE("par terngrad and sign: bit-identical to seq on every input kind and size", T, GRADCOMP_PAR_FLOATS) {
   for (const gt::input_kind kind : gt::all_input_kinds) {
     for (const std::size_t d : par_sizes()) {
       const std::string kind_name = gt::to_string(kind);
@@ -56,7 +56,7 @@ TEST_CASE_TEMPLATE("par terngrad and sign: bit-identical to seq on every input k
   }
 }
 
-TEST_CASE_TEMPLATE("par terngrad: zeros, denormals, the largest values, and errors match seq", T, float, double) {
+TEST_CASE_TEMPLATE("par terngrad: zeros, denormals, the largest values, and errors match seq", T, GRADCOMP_PAR_FLOATS) {
   const T big = std::numeric_limits<T>::max(), tiny = std::numeric_limits<T>::denorm_min();
   for (const std::size_t d : {std::size_t{1}, std::size_t{33}, std::size_t{70001}}) {
     CAPTURE(d);
@@ -86,7 +86,7 @@ TEST_CASE_TEMPLATE("par terngrad: zeros, denormals, the largest values, and erro
   });
 }
 
-TEST_CASE_TEMPLATE("par dithering: both partitions and norms bit-identical to seq", T, float, double) {
+TEST_CASE_TEMPLATE("par dithering: both partitions and norms bit-identical to seq", T, GRADCOMP_PAR_FLOATS) {
   using part = gc::dithering::partition_kind;
   using norm = gc::dithering::norm_kind;
   for (const gt::input_kind kind : gt::all_input_kinds) {
@@ -110,7 +110,7 @@ TEST_CASE_TEMPLATE("par dithering: both partitions and norms bit-identical to se
   }
 }
 
-TEST_CASE_TEMPLATE("par dithering: extremes, tiny scales and errors match seq", T, float, double) {
+TEST_CASE_TEMPLATE("par dithering: extremes, tiny scales and errors match seq", T, GRADCOMP_PAR_FLOATS) {
   const T big = std::numeric_limits<T>::max(), tiny = std::numeric_limits<T>::denorm_min();
   for (const std::size_t d : {std::size_t{1}, std::size_t{33}, std::size_t{70001}}) {
     CAPTURE(d);
@@ -160,7 +160,7 @@ TEST_CASE_TEMPLATE("par dithering: extremes, tiny scales and errors match seq", 
   });
 }
 
-TEST_CASE_TEMPLATE("par sign: a bad scale is rejected as on seq, the payload unchanged", T, float, double) {
+TEST_CASE_TEMPLATE("par sign: a bad scale is rejected as on seq, the payload unchanged", T, GRADCOMP_PAR_FLOATS) {
   const std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, 70001, 4);
   gc::sign_vector<T> before;
   gc::compress(gc::exec::seq, gc::sign{.scale = 0.5}, x, before);
@@ -206,7 +206,7 @@ TEST_CASE_TEMPLATE("par momentum: Signum, DGC's masked momentum and Nesterov ove
   }
 }
 
-TEST_CASE_TEMPLATE("par ef21: estimates, messages and metrics match seq step by step", T, float, double) {
+TEST_CASE_TEMPLATE("par ef21: estimates, messages and metrics match seq step by step", T, GRADCOMP_PAR_FLOATS) {
   for (const std::size_t d : {std::size_t{1}, std::size_t{5000}, std::size_t{3 * 65536 + 4099}}) {
     CAPTURE(d);
     for_each_thread_count([&] {
@@ -234,7 +234,7 @@ TEST_CASE_TEMPLATE("par ef21: estimates, messages and metrics match seq step by 
   }
 }
 
-TEST_CASE_TEMPLATE("par budget_threshold: messages and lambdas match seq under error feedback", T, float, double) {
+TEST_CASE_TEMPLATE("par budget_threshold: messages and lambdas match seq under error feedback", T, GRADCOMP_PAR_FLOATS) {
   for (const std::size_t d : {std::size_t{1}, std::size_t{5000}, std::size_t{3 * 65536 + 4099}}) {
     CAPTURE(d);
     for_each_thread_count([&] {
@@ -255,7 +255,7 @@ TEST_CASE_TEMPLATE("par budget_threshold: messages and lambdas match seq under e
   }
 }
 
-TEST_CASE_TEMPLATE("par clip_to_norm: the same factor and bits as seq", T, float, double) {
+TEST_CASE_TEMPLATE("par clip_to_norm: the same factor and bits as seq", T, GRADCOMP_PAR_FLOATS) {
   for (const std::size_t d : {std::size_t{1}, std::size_t{5000}, std::size_t{3 * 65536 + 4099}}) {
     CAPTURE(d);
     const std::vector<T> g = gt::make_input<T>(gt::input_kind::heavy_tailed, d, d);

@@ -43,7 +43,7 @@ std::vector<T> ties_input() {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("par qsgd: bit-identical to seq on every input kind, size and level count", T, float, double) {
+TEST_CASE_TEMPLATE("par qsgd: bit-identical to seq on every input kind, size and level count", T, GRADCOMP_PAR_FLOATS) {
   for (const gt::input_kind kind : gt::all_input_kinds) {
     for (const std::size_t d : par_sizes()) {
       const std::string kind_name = gt::to_string(kind);
@@ -60,7 +60,7 @@ TEST_CASE_TEMPLATE("par qsgd: bit-identical to seq on every input kind, size and
   }
 }
 
-TEST_CASE_TEMPLATE("par qsgd: tiny norms (scale 0 in T) and huge ones", T, float, double) {
+TEST_CASE_TEMPLATE("par qsgd: tiny norms (scale 0 in T) and huge ones", T, GRADCOMP_PAR_FLOATS) {
   for (const std::size_t d : {std::size_t{1}, std::size_t{33}, std::size_t{70001}}) {
     CAPTURE(d);
     std::vector<T> x(d, T(0));
@@ -73,7 +73,7 @@ TEST_CASE_TEMPLATE("par qsgd: tiny norms (scale 0 in T) and huge ones", T, float
   }
 }
 
-TEST_CASE_TEMPLATE("par grid_rounding: bit-identical to seq, nearest and stochastic", T, float, double) {
+TEST_CASE_TEMPLATE("par grid_rounding: bit-identical to seq, nearest and stochastic", T, GRADCOMP_PAR_FLOATS) {
   for (const gt::input_kind kind : gt::all_input_kinds) {
     for (const std::size_t d : par_sizes()) {
       const std::string kind_name = gt::to_string(kind);
@@ -92,7 +92,7 @@ TEST_CASE_TEMPLATE("par grid_rounding: bit-identical to seq, nearest and stochas
   }
 }
 
-TEST_CASE_TEMPLATE("par grid_rounding: ties round half away from zero, as std::round", T, float, double) {
+TEST_CASE_TEMPLATE("par grid_rounding: ties round half away from zero, as std::round", T, GRADCOMP_PAR_FLOATS) {
   const std::vector<T> x = ties_input<T>();
   for (const bool stochastic : {false, true}) {
     for (const double spacing : {1.0, 0.5, 2.0}) {
@@ -108,7 +108,7 @@ TEST_CASE_TEMPLATE("par grid_rounding: ties round half away from zero, as std::r
   CHECK(out.levels == std::vector<std::int32_t>{1, -1, 2, -3, 0});
 }
 
-TEST_CASE_TEMPLATE("par qsgd: errors match seq, out and step unchanged", T, float, double) {
+TEST_CASE_TEMPLATE("par qsgd: errors match seq, out and step unchanged", T, GRADCOMP_PAR_FLOATS) {
   const T inf = std::numeric_limits<T>::infinity();
   const T nan = std::numeric_limits<T>::quiet_NaN();
   for_each_thread_count([&] {
@@ -141,7 +141,7 @@ TEST_CASE_TEMPLATE("par qsgd: errors match seq, out and step unchanged", T, floa
   });
 }
 
-TEST_CASE_TEMPLATE("par grid_rounding: errors match seq, out and step unchanged", T, float, double) {
+TEST_CASE_TEMPLATE("par grid_rounding: errors match seq, out and step unchanged", T, GRADCOMP_PAR_FLOATS) {
   const T inf = std::numeric_limits<T>::infinity();
   const T nan = std::numeric_limits<T>::quiet_NaN();
   for_each_thread_count([&] {
@@ -184,7 +184,7 @@ TEST_CASE_TEMPLATE("par grid_rounding: errors match seq, out and step unchanged"
   });
 }
 
-TEST_CASE_TEMPLATE("par error_feedback<qsgd>: bit-identical to seq over several steps", T, float, double) {
+TEST_CASE_TEMPLATE("par error_feedback<qsgd>: bit-identical to seq over several steps", T, GRADCOMP_PAR_FLOATS) {
   for_each_thread_count([] {
     for (const std::size_t d : feedback_sizes()) {
       for (const auto& policy : policies()) {

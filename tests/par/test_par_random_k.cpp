@@ -42,7 +42,7 @@ std::vector<std::size_t> ks(std::size_t d, bool all) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("par random_k: bit-identical to seq on every input kind, size and k", T, float, double) {
+TEST_CASE_TEMPLATE("par random_k: bit-identical to seq on every input kind, size and k", T, GRADCOMP_PAR_FLOATS) {
   for (const gt::input_kind kind : gt::all_input_kinds) {
     for (const std::size_t d : par_sizes()) {
       const std::string kind_name = gt::to_string(kind);
@@ -65,7 +65,7 @@ TEST_CASE_TEMPLATE("par random_k: bit-identical to seq on every input kind, size
   }
 }
 
-TEST_CASE_TEMPLATE("par random_k: errors match seq, out and step unchanged", T, float, double) {
+TEST_CASE_TEMPLATE("par random_k: errors match seq, out and step unchanged", T, GRADCOMP_PAR_FLOATS) {
   for (const std::size_t d : {std::size_t{10}, std::size_t{70000}}) {
     CAPTURE(d);
     const std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, d, 3);
@@ -90,7 +90,7 @@ TEST_CASE_TEMPLATE("par random_k: errors match seq, out and step unchanged", T, 
   }
 }
 
-TEST_CASE_TEMPLATE("par error_feedback<random_k>: bit-identical to seq over several steps", T, float, double) {
+TEST_CASE_TEMPLATE("par error_feedback<random_k>: bit-identical to seq over several steps", T, GRADCOMP_PAR_FLOATS) {
   for_each_thread_count([] {
     for (const std::size_t d : feedback_sizes()) {
       for (const auto& policy : policies()) {

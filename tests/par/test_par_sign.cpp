@@ -137,7 +137,7 @@ TEST_CASE_TEMPLATE("par sign compressors: infinite sums (Inf input, double overf
   }
 }
 
-TEST_CASE_TEMPLATE("par blockwise_sign: block_size 0 throws the seq error and leaves out unchanged", T, float, double) {
+TEST_CASE_TEMPLATE("par blockwise_sign: block_size 0 throws the seq error and leaves out unchanged", T, GRADCOMP_PAR_FLOATS) {
   const std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, 300000, 5);
   gc::sign_vector<T> before, par_out;
   gc::compress(gc::exec::seq, gc::blockwise_sign{.block_size = 7}, x, before);
@@ -148,7 +148,7 @@ TEST_CASE_TEMPLATE("par blockwise_sign: block_size 0 throws the seq error and le
 }
 
 TEST_CASE_TEMPLATE("par error_feedback<scaled_sign / blockwise_sign>: bit-identical to seq over several steps", T,
-                   float, double) {
+                   GRADCOMP_PAR_FLOATS) {
   for_each_thread_count([] {
     for (const std::size_t d : feedback_sizes()) {
       for (const auto& policy : policies()) {
@@ -215,7 +215,7 @@ std::vector<std::size_t> onebit_block_sizes(std::size_t d) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("par onebit: bit-identical to seq on every input kind, size and block size", T, float, double) {
+TEST_CASE_TEMPLATE("par onebit: bit-identical to seq on every input kind, size and block size", T, GRADCOMP_PAR_FLOATS) {
   for (const gt::input_kind kind : gt::all_input_kinds) {
     for (const std::size_t d : par_sizes()) {
       const std::string kind_name = gt::to_string(kind);
@@ -238,7 +238,7 @@ TEST_CASE_TEMPLATE("par onebit: bit-identical to seq on every input kind, size a
 }
 
 TEST_CASE_TEMPLATE("par onebit: groups by x_i < 0 (-0 and NaN of either sign non-negative), empty groups send +0", T,
-                   float, double) {
+                   GRADCOMP_PAR_FLOATS) {
   const T inf = std::numeric_limits<T>::infinity();
   const T nan = std::numeric_limits<T>::quiet_NaN();
   const T tiny = std::numeric_limits<T>::denorm_min();
@@ -321,7 +321,7 @@ TEST_CASE_TEMPLATE("par onebit: infinite sums (Inf input, double overflow rescue
   }
 }
 
-TEST_CASE_TEMPLATE("par onebit: block_size 0 throws the seq error and leaves out unchanged", T, float, double) {
+TEST_CASE_TEMPLATE("par onebit: block_size 0 throws the seq error and leaves out unchanged", T, GRADCOMP_PAR_FLOATS) {
   const std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, 300000, 5);
   gc::two_level_vector<T> before, par_out;
   gc::compress(gc::exec::seq, gc::onebit{.block_size = 7}, x, before);
@@ -331,7 +331,7 @@ TEST_CASE_TEMPLATE("par onebit: block_size 0 throws the seq error and leaves out
                        doctest::Contains("block_size must be >= 1"), gc::error);
 }
 
-TEST_CASE_TEMPLATE("par error_feedback<onebit>: bit-identical to seq over several steps", T, float, double) {
+TEST_CASE_TEMPLATE("par error_feedback<onebit>: bit-identical to seq over several steps", T, GRADCOMP_PAR_FLOATS) {
   for_each_thread_count([] {
     for (const std::size_t d : feedback_sizes()) {
       for (const auto& policy : policies()) {

@@ -100,7 +100,7 @@ std::vector<T> misleading_input(std::size_t d, bool sample_high, std::uint64_t s
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("par top_k: bit-identical to seq on every input kind, size and k", T, float, double) {
+TEST_CASE_TEMPLATE("par top_k: bit-identical to seq on every input kind, size and k", T, GRADCOMP_PAR_FLOATS) {
   for (const gt::input_kind kind : gt::all_input_kinds) {
     for (const std::size_t d : par_sizes()) {
       const std::string kind_name = gt::to_string(kind);
@@ -118,7 +118,7 @@ TEST_CASE_TEMPLATE("par top_k: bit-identical to seq on every input kind, size an
   }
 }
 
-TEST_CASE_TEMPLATE("par top_k: NaN and Inf rank above every finite magnitude, NaN above Inf", T, float, double) {
+TEST_CASE_TEMPLATE("par top_k: NaN and Inf rank above every finite magnitude, NaN above Inf", T, GRADCOMP_PAR_FLOATS) {
   const std::size_t d = 300000;
   std::vector<T> x = gt::make_input<T>(gt::input_kind::normal, d, 17);
   place_specials(x, 99, 400);  // about 80 of each: +-NaN, +-Inf, -0
@@ -129,7 +129,7 @@ TEST_CASE_TEMPLATE("par top_k: NaN and Inf rank above every finite magnitude, Na
   for (const std::size_t k : {1, 4000, 8001, 12000, 200000}) check_top_k(specials, k);
 }
 
-TEST_CASE_TEMPLATE("par top_k: 64-bit indices", T, float, double) {
+TEST_CASE_TEMPLATE("par top_k: 64-bit indices", T, GRADCOMP_PAR_FLOATS) {
   for (const std::size_t d : {std::size_t{1000}, std::size_t{65537}, std::size_t{1} << 20}) {
     CAPTURE(d);
     std::vector<T> x = gt::make_input<T>(gt::input_kind::heavy_tailed, d, 3);
@@ -139,7 +139,7 @@ TEST_CASE_TEMPLATE("par top_k: 64-bit indices", T, float, double) {
   }
 }
 
-TEST_CASE_TEMPLATE("par top_k: every path is taken and exact", T, float, double) {
+TEST_CASE_TEMPLATE("par top_k: every path is taken and exact", T, GRADCOMP_PAR_FLOATS) {
   const std::size_t d = std::size_t{1} << 20;
   for_each_thread_count([&] {
     const std::vector<T> normal = gt::make_input<T>(gt::input_kind::normal, d, 1);
@@ -174,7 +174,7 @@ TEST_CASE_TEMPLATE("par top_k: every path is taken and exact", T, float, double)
 }
 
 TEST_CASE_TEMPLATE("par top_k, hard_threshold, compress_model: a reused output is overwritten in full on every path",
-                   T, float, double) {
+                   T, GRADCOMP_PAR_FLOATS) {
   // The kernels size the output's vectors themselves, without clearing them first (a call
   // that repeats the last call's k then writes no zeros): stale entries, more or fewer than
   // the result, in vectors of unequal lengths, with a wrong dimension, must never survive.
@@ -246,7 +246,7 @@ TEST_CASE_TEMPLATE("par top_k, hard_threshold, compress_model: a reused output i
   }
 }
 
-TEST_CASE_TEMPLATE("par top_k: misleading samples on every size and thread count", T, float, double) {
+TEST_CASE_TEMPLATE("par top_k: misleading samples on every size and thread count", T, GRADCOMP_PAR_FLOATS) {
   for (const std::size_t d : {std::size_t{1} << 15, std::size_t{65537}, std::size_t{3 * 65536 + 4099}}) {
     CAPTURE(d);
     for (const bool high : {true, false}) {
@@ -297,7 +297,7 @@ TEST_CASE("par top_k: ties at the k-th magnitude go to the lowest indices") {
   }
 }
 
-TEST_CASE_TEMPLATE("par top_k: errors match seq and leave out unchanged", T, float, double) {
+TEST_CASE_TEMPLATE("par top_k: errors match seq and leave out unchanged", T, GRADCOMP_PAR_FLOATS) {
   std::vector<T> x(300, T(1));
   gc::sparse_vector<T> out;
   gc::compress(gc::exec::par, gc::top_k{.k = 5}, x, out);
@@ -389,7 +389,7 @@ void check_feedback(const gc::exec::par_t& policy, std::size_t d, std::size_t k,
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("par error_feedback<top_k>: fused step bit-identical to seq over many steps", T, float, double) {
+TEST_CASE_TEMPLATE("par error_feedback<top_k>: fused step bit-identical to seq over many steps", T, GRADCOMP_PAR_FLOATS) {
   for_each_thread_count([] {
     for (const std::size_t d : par_sizes()) {
       CAPTURE(d);
@@ -410,7 +410,7 @@ TEST_CASE_TEMPLATE("par error_feedback<top_k>: fused step bit-identical to seq o
   });
 }
 
-TEST_CASE_TEMPLATE("par error_feedback<top_k>: every path of the fused step", T, float, double) {
+TEST_CASE_TEMPLATE("par error_feedback<top_k>: every path of the fused step", T, GRADCOMP_PAR_FLOATS) {
   const std::size_t d = std::size_t{1} << 20;
   const auto policy = gc::exec::par.with_min_parallel_size(0);
   for_each_thread_count([&] {

@@ -1,6 +1,7 @@
-// The CUDA tests' main: without a device the tests cannot run, and the program says so and
-// exits with 77, which ctest reports as skipped (SKIP_RETURN_CODE). Listing the tests (what
-// doctest_discover_tests does at build time) works without a device.
+// The CUDA tests' main (a .cpp: it has no device code, and g++ compiles it faster than nvcc):
+// without a device the tests cannot run, and the program says so and exits with 77, which
+// ctest reports as skipped (SKIP_RETURN_CODE). Listing the tests (what doctest_discover_tests
+// does at build time) works without a device.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
