@@ -20,6 +20,7 @@
 #include "../backend.hpp"
 #include "../comm/communicator.hpp"
 #include "../compress.hpp"
+#include "../detail/host_device.hpp"
 #include "../detail/strict_fp.hpp"
 #include "../error.hpp"
 
@@ -131,9 +132,10 @@ void fill_nan(std::span<T> x) {
   std::fill(x.begin(), x.end(), std::numeric_limits<T>::quiet_NaN());
 }
 
-/// out[i] = sum[i] / n (one rounding), the mean of n summed contributions.
+/// out[i] = sum[i] / n (one rounding), the mean of n summed contributions. GRADCOMP_HD: the
+/// device scheme (cuda/ef_sgd.cuh) calls it per element.
 template <class T>
-GRADCOMP_NO_FP_CONTRACT void divide_by(std::span<T> values, int n) {
+GRADCOMP_NO_FP_CONTRACT GRADCOMP_HD void divide_by(std::span<T> values, int n) {
   GRADCOMP_NO_FP_CONTRACT_BODY
   const T divisor = static_cast<T>(n);
   for (T& v : values) v /= divisor;

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <span>
 
+#include "../detail/host_device.hpp"
 #include "../detail/strict_fp.hpp"
 #include "../error.hpp"
 #include "exchange_options.hpp"
@@ -73,8 +74,10 @@ T unscale_factor(double units, double loss_scale) {
 }
 
 /// out = beta * v + s * g (s * g skipped when s is 1, so a unit loss scale changes no bit).
+/// GRADCOMP_HD: the device scheme (cuda/ef_sgd.cuh) calls it per element.
 template <class T>
-GRADCOMP_NO_FP_CONTRACT void momentum_into(T beta, std::span<const T> v, std::span<const T> g, T s, std::span<T> out) {
+GRADCOMP_NO_FP_CONTRACT GRADCOMP_HD void momentum_into(T beta, std::span<const T> v, std::span<const T> g, T s,
+                                                       std::span<T> out) {
   GRADCOMP_NO_FP_CONTRACT_BODY
   if (s == T(1))
     for (std::size_t i = 0; i < out.size(); ++i) out[i] = beta * v[i] + g[i];
@@ -84,7 +87,8 @@ GRADCOMP_NO_FP_CONTRACT void momentum_into(T beta, std::span<const T> v, std::sp
 
 /// out = beta * v + g (two roundings).
 template <class T>
-GRADCOMP_NO_FP_CONTRACT void momentum_into(T beta, std::span<const T> v, std::span<const T> g, std::span<T> out) {
+GRADCOMP_NO_FP_CONTRACT GRADCOMP_HD void momentum_into(T beta, std::span<const T> v, std::span<const T> g,
+                                                       std::span<T> out) {
   momentum_into(beta, v, g, T(1), out);
 }
 
@@ -105,9 +109,9 @@ GRADCOMP_NO_FP_CONTRACT void add_to(std::span<T> x, std::span<const T> u) {
   for (std::size_t i = 0; i < x.size(); ++i) x[i] += u[i];
 }
 
-/// x -= u.
+/// x -= u (GRADCOMP_HD: the device scheme calls it per element).
 template <class T>
-GRADCOMP_NO_FP_CONTRACT void subtract(std::span<T> x, std::span<const T> u) {
+GRADCOMP_NO_FP_CONTRACT GRADCOMP_HD void subtract(std::span<T> x, std::span<const T> u) {
   GRADCOMP_NO_FP_CONTRACT_BODY
   for (std::size_t i = 0; i < x.size(); ++i) x[i] -= u[i];
 }
