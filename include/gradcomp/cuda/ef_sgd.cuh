@@ -379,27 +379,18 @@ class ef_sgd {
   /// Every rank's status ([status][message]): throws "<where>: rank r failed: <message>" for
   /// the lowest failing rank, on every rank; else skipped if any rank skipped.
   step_status exchange_statuses(gradcomp::detail::frame_status status, const std::string& why, const char* where) {
-    std::vector<std::byte> frame(1, static_cast<std::byte>(status));
-    if (status == gradcomp::detail::frame_status::failed) {
-      frame.resize(1 + why.size());
-      if (!why.empty()) std::memcpy(frame.data() + 1, why.data(), why.size());
-    }
+    namespace d = gradcomp::detail;
+    std::vector<std::byte> frame;
+    if (status == d::frame_status::failed)
+      d::failed_frame(why, frame);
+    else if (status == d::frame_status::skipped)
+      d::skipped_frame(frame);
+    else
+      d::empty_ok_frame(frame);
     gradcomp::comm::gathered_bytes all;
     gather_host(frame, all);
-    bool skipped = false;
-    for (int r = 0; r < all.ranks(); ++r) {
-      const auto f = all.from(r);
-      if (f.empty()) gradcomp::detail::fail(where, "rank ", r, " sent an empty status frame");
-      const auto st = static_cast<gradcomp::detail::frame_status>(f[0]);
-      if (st == gradcomp::detail::frame_status::failed)
-        gradcomp::detail::fail(where, "rank ", r, " failed: ",
-                               std::string_view(reinterpret_cast<const char*>(f.data() + 1), f.size() - 1));
-      if (st == gradcomp::detail::frame_status::skipped)
-        skipped = true;
-      else if (st != gradcomp::detail::frame_status::ok)
-        gradcomp::detail::fail(where, "rank ", r, " sent a frame of unknown status ", static_cast<int>(f[0]));
-    }
-    return skipped ? step_status::skipped : step_status::applied;
+    d::throw_if_any_failed(all, where);  // the host schemes' frames and merge (algorithms/exchange.hpp)
+    return d::any_skipped(all) ? step_status::skipped : step_status::applied;
   }
 
   /// The all-gather: mean = (decode(m_0) + decode(m_1) + ...) / P, added in rank order from
